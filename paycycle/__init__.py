@@ -1,0 +1,3 @@
+"""PayCycle core: configuration, subscription store, simulator and CLI."""
+
+__version__ = "0.1.0"

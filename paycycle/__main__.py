@@ -1,0 +1,3 @@
+from paycycle.cli import run
+
+run()
