@@ -1,0 +1,110 @@
+"""`paycycle tune --workers 2` on one PostgreSQL study, with a worker killed mid-trial."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paycycle import config
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+TUNING = {
+    "study": "t",
+    "trials": 4,
+    "epochs": 3,
+    "startup_trials": 2,
+    "warmup_epochs": 1,
+    "heartbeat_interval": 1,
+    "grace_period": 3,
+    "max_retry": 2,
+    "seed": 1,
+}
+
+
+@pytest.fixture()
+def root(small_sim: Path, tmp_path: Path) -> Path:
+    from features.table import snapshot_dates, write_feature_table
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    params["tuning"] = TUNING
+    params["churn"] = {**params["churn"], "hidden_units": [16], "patience": 2}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copytree(small_sim / "truth", tmp_path / "data" / "truth")
+    dates = snapshot_dates(dt.date(2025, 1, 1), 12, 2)  # two snapshots keep trials short
+    write_feature_table(
+        small_sim / "raw", tmp_path / "data" / "features" / "features.parquet", dates
+    )
+    return tmp_path
+
+
+def _env(root: Path, pg_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PAYCYCLE_ROOT": str(root),
+        "PAYCYCLE_OPTUNA_STORAGE": pg_url,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlruns.db",
+    }
+
+
+def _study(pg_url: str):
+    import optuna
+
+    return optuna.load_study(study_name=TUNING["study"], storage=pg_url)
+
+
+def _finished(study) -> int:
+    from optuna.trial import TrialState
+
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+
+
+def test_two_workers_one_killed_mid_trial_still_complete_the_study(root: Path, pg_url: str) -> None:
+    """`paycycle tune --workers 2`: SIGKILL one worker mid-trial; the budget is still met."""
+    from optuna.trial import TrialState
+
+    tuner = subprocess.Popen(
+        [sys.executable, "-m", "paycycle", "tune", "--workers", "2", "--trials", "6"],
+        env=_env(root, pg_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    victim = None
+    deadline = time.monotonic() + 180
+    while victim is None and time.monotonic() < deadline and tuner.poll() is None:
+        time.sleep(0.3)
+        try:
+            running = _study(pg_url).get_trials(states=(TrialState.RUNNING,))
+        except Exception:  # study not created yet
+            continue
+        pids = [t.user_attrs.get("pid") for t in running if t.user_attrs.get("pid")]
+        if pids:
+            victim = pids[0]
+            os.kill(victim, signal.SIGKILL)  # a worker process this test started (via the tuner)
+    assert victim is not None, "no running trial seen"
+    out, err = tuner.communicate(timeout=300)
+    assert tuner.returncode == 0, err[-2000:]
+    study = _study(pg_url)
+    assert _finished(study) >= 6
+    killed = [t for t in study.trials if t.user_attrs.get("pid") == victim]
+    assert any(t.state == TrialState.FAIL for t in killed)  # its heartbeat stopped
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert len({t.user_attrs["pid"] for t in study.trials}) >= 2  # several workers ran trials
+    assert "best val AUC" in out
+    # every trial is an MLflow child run of the tuning run
+    settings = config.load(root=root, mlflow_tracking_uri=f"sqlite:///{root}/mlruns.db")
+    from training.tracking import search_runs
+
+    runs = search_runs(settings)
+    parent = runs[runs["tags.mlflow.runName"] == "tune-t"]["run_id"].item()
+    children = runs[runs["tags.mlflow.parentRunId"] == parent]
+    assert len(children) >= 6

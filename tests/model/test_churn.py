@@ -1,0 +1,108 @@
+"""Behavioural tests of the churn model on the small simulation (trains in seconds)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paycycle.config import ChurnParams
+
+FAST = ChurnParams(hidden_units=(32, 16), epochs=8, patience=3, batch_size=512, seed=3)
+
+
+@pytest.fixture(scope="module")
+def table(small_sim: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    from features.build import attach_oracle
+    from features.table import snapshot_dates, write_feature_table
+
+    dates = snapshot_dates(dt.date(2025, 1, 1), 12, 6)
+    out = tmp_path_factory.mktemp("features") / "features.parquet"
+    return attach_oracle(write_feature_table(small_sim / "raw", out, dates), small_sim / "truth")
+
+
+@pytest.fixture(scope="module")
+def model(table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory):
+    from training.churn import export_churn, load_scorer, split_holdout, train_churn
+
+    train, holdout = split_holdout(table)
+    trained = train_churn(train, FAST)
+    scorer = load_scorer(export_churn(trained, tmp_path_factory.mktemp("export") / "churn"))
+    return trained, scorer, holdout
+
+
+def test_time_split_keeps_the_last_snapshot_out(table: pd.DataFrame) -> None:
+    from training.churn import split_holdout
+
+    train, holdout = split_holdout(table)
+    assert train["as_of"].max() < holdout["as_of"].min()
+    assert holdout["as_of"].nunique() == 1 and len(train) + len(holdout) == len(table)
+
+
+def test_beats_chance_and_stays_calibrated(model) -> None:
+    from training.evaluate import evaluate_churn
+
+    trained, scorer, holdout = model
+    m = evaluate_churn(holdout["churned"], scorer(holdout), holdout["oracle_p"])
+    assert m["oracle_auc_ratio"] > 0.8, m  # ~80 churners in this holdout: AUC noise ±0.03
+    assert m["ece"] < 0.03 and m["brier"] < m["base_rate"], m
+    # the bias correction undoes the class weights: mean prediction ≈ churn rate
+    assert abs(m["mean_prediction"] - m["base_rate"]) < 0.02, m
+    assert trained.pos_weight > 1
+
+
+def test_compiled_scorer_matches_keras_and_takes_columns(model) -> None:
+    from features import schema
+
+    trained, scorer, holdout = model
+    np.testing.assert_allclose(scorer(holdout), trained.predict(holdout), atol=1e-5)
+    cols = {c: holdout[c].to_numpy() for c in schema.COLUMNS}  # the service's input shape
+    np.testing.assert_allclose(scorer(cols), scorer(holdout), atol=1e-6)
+
+
+def test_seed_customers_get_monotone_risk(model) -> None:
+    from training.behaviour import check_seed_monotone, seed_frame
+
+    _, scorer, _ = model
+    p = scorer(seed_frame())
+    assert check_seed_monotone(scorer) == [], p
+    assert p.argmax() == 2  # 3 failed payments and 20% use is the riskiest
+
+
+def test_more_failed_payments_raise_risk(model) -> None:
+    from training.behaviour import check_directional
+
+    _, scorer, holdout = model
+    assert check_directional(scorer, holdout.sample(300, random_state=0)) == []
+
+
+def test_customer_id_does_not_matter(model) -> None:
+    from training.behaviour import check_invariance
+
+    _, scorer, holdout = model
+    assert check_invariance(scorer, holdout.head(200)) == []
+
+
+def test_blank_numerics_and_unknown_categories_score(model) -> None:
+    _, scorer, holdout = model
+    rows = holdout.head(3).copy()
+    rows["usage_trend"] = np.nan
+    rows["country"] = "ZZ"  # out of vocabulary slot
+    p = scorer(rows)
+    assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
+
+
+def test_same_seed_same_model(table: pd.DataFrame) -> None:
+    from training.churn import split_holdout, train_churn
+
+    train, holdout = split_holdout(table)
+    small = train[train["as_of"] == train["as_of"].max()]
+    params = FAST.model_copy(update={"epochs": 2})
+    a = train_churn(small, params, seed=5).predict(holdout)
+    b = train_churn(small, params, seed=5).predict(holdout)
+    c = train_churn(small, params, seed=6).predict(holdout)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)

@@ -1,0 +1,289 @@
+"""Champion/challenger promotion, rollback and history, generic over the registered model.
+
+A model's trainer registers each candidate with `register_candidate` (alias `challenger`). Then
+`promote(name, settings, evaluate, policy, checks)` loads the challenger *and* the champion with
+`load_scorer_from_registry` — the loader the service uses — scores both on the same holdout
+through `evaluate(scorer) -> metrics`, and moves `champion` only when the challenger
+
+1. clears every absolute floor of `policy` (checked even when there is no champion),
+2. beats the champion's `policy.metric` by `policy.margin` (skipped when there is none), and
+3. passes `checks(scorer)` (behavioural tests; a list of problems, empty = pass).
+
+The decision and its reason become tags on the challenger's model version; every decision and
+every alias move (who, when, why, metrics) is appended to the registered model's tags
+(`promotion.00001`, ...), which `history` reads and `rollback` uses to restore the previous
+champion in one step. Everything stays in MLflow, so it works against a remote server too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from paycycle.config import Settings
+from paycycle.errors import ConfigError, DataError
+from training import tracking
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_PREFIX = "promotion."
+PROMOTED, REFUSED, ROLLBACK = "promoted", "refused", "rollback"
+
+Scorer = Callable[[Any], np.ndarray]
+Evaluate = Callable[[Scorer], Mapping[str, float]]
+Checks = Callable[[Scorer], list[str]]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a challenger earns the champion alias.
+
+    Attributes:
+        metric: compared with the champion on the same holdout.
+        margin: how much better (in `metric`) the challenger must be.
+        higher_is_better: direction of `metric`.
+        floors: metric → (">=" | "<=", bound) that any champion must meet.
+    """
+
+    metric: str
+    margin: float
+    higher_is_better: bool = True
+    floors: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    """One promotion decision or alias move, as kept in the history."""
+
+    model: str
+    action: str  # promoted | refused | rollback
+    version: str | None
+    previous: str | None
+    reason: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    who: str = ""
+    when: str = ""
+
+    @property
+    def promoted(self) -> bool:
+        return self.action in (PROMOTED, ROLLBACK)
+
+
+def _actor() -> str:
+    return os.environ.get("PAYCYCLE_ACTOR") or getpass.getuser()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def register_candidate(
+    settings: Settings,
+    model_uri: str,
+    name: str,
+    loader: str,
+    tags: Mapping[str, Any] | None = None,
+) -> str:
+    """Register a logged model as a new version of `name` and point `challenger` at it."""
+    version = tracking.register_version(settings, model_uri, name, loader, tags or {})
+    tracking.set_alias(settings, name, CHALLENGER, version)
+    return version
+
+
+def load_scorer_from_registry(
+    name: str, alias: str = CHAMPION, settings: Settings | None = None, version: str | None = None
+) -> tuple[Scorer, str]:
+    """Load `name@alias` (or an explicit `version`) as a compiled batch scorer.
+
+    This is what the service and batch scoring call.
+
+    Returns:
+        (scorer, version): `scorer(data) -> np.ndarray`; `data` a DataFrame or column mapping.
+
+    Raises:
+        ConfigError: the alias is not set (e.g. no champion promoted yet).
+    """
+    from training.pyfunc import import_loader
+
+    if settings is None:
+        from paycycle import config
+
+        settings = config.load()
+    version = version or tracking.alias_version(settings, name, alias)
+    if version is None:
+        raise ConfigError(
+            f"{name}@{alias}: no such registered model alias in {settings.tracking_uri}"
+        )
+    tags = tracking.version_tags(settings, name, version)
+    local = tracking.download_version(settings, name, version)
+    try:
+        loader = import_loader(tags.get(tracking.LOADER_TAG, "training.churn:load_scorer"))
+        return loader(local / tags.get(tracking.ARTIFACT_TAG, "artifacts/scorer")), version
+    finally:  # the SavedModel is in memory now
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def history(name: str, settings: Settings) -> list[Decision]:
+    """Every decision and alias move for `name`, oldest first."""
+    tags = tracking.model_tags(settings, name)
+    keys = sorted(k for k in tags if k.startswith(HISTORY_PREFIX))
+    return [Decision(**json.loads(tags[k])) for k in keys]
+
+
+def _record(settings: Settings, decision: Decision) -> Decision:
+    n = len(history(decision.model, settings)) + 1
+    value = json.dumps(asdict(decision), separators=(",", ":"))
+    tracking.set_model_tag(settings, decision.model, f"{HISTORY_PREFIX}{n:05d}", value)
+    if decision.version is not None:
+        tracking.set_version_tags(
+            settings,
+            decision.model,
+            decision.version,
+            {
+                "promotion.decision": decision.action,
+                "promotion.reason": decision.reason,
+                "promotion.when": decision.when,
+                "promotion.who": decision.who,
+            },
+        )
+    return decision
+
+
+def check_floors(metrics: Mapping[str, float], policy: Policy) -> list[str]:
+    """Floors `metrics` misses, as readable reasons."""
+    problems = []
+    for key, (op, bound) in policy.floors.items():
+        value = metrics.get(key)
+        if value is None or not np.isfinite(value):
+            problems.append(f"{key} missing")
+        elif (op == ">=" and value < bound) or (op == "<=" and value > bound):
+            problems.append(f"{key} {value:.4f} fails floor {op} {bound:g}")
+    return problems
+
+
+def _round(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 5) for k, v in metrics.items()}
+
+
+def promote(
+    name: str,
+    settings: Settings,
+    evaluate: Evaluate,
+    policy: Policy,
+    checks: Checks | None = None,
+    version: str | None = None,
+) -> Decision:
+    """Decide whether the challenger (or `version`) becomes champion, and record why.
+
+    Args:
+        name: registered model name.
+        settings: tracking URI.
+        evaluate: scorer → holdout metrics; called for the challenger and the champion alike.
+        policy: floors, comparison metric and margin.
+        checks: scorer → problems (behavioural tests through the served scorer).
+        version: candidate version; defaults to the `challenger` alias.
+
+    Returns:
+        The decision (also in `history` and as tags on the candidate's version).
+    """
+    candidate = version or tracking.alias_version(settings, name, CHALLENGER)
+    if candidate is None:
+        raise DataError(f"{name}@{CHALLENGER}: no challenger registered; train one first")
+    champion = tracking.alias_version(settings, name, CHAMPION)
+    scorer, _ = load_scorer_from_registry(name, settings=settings, version=candidate)
+    metrics = dict(evaluate(scorer))
+    base = Decision(
+        name, REFUSED, candidate, champion, "", _round(metrics), who=_actor(), when=_now()
+    )
+    if champion == candidate:
+        base.reason = f"version {candidate} is already the champion"
+        return _record(settings, base)
+    problems = check_floors(metrics, policy)
+    if problems:
+        base.reason = "below the floor: " + "; ".join(problems)
+        return _record(settings, base)
+    if champion is not None:
+        champ_scorer, _ = load_scorer_from_registry(name, settings=settings, version=champion)
+        champ_metrics = dict(evaluate(champ_scorer))
+        base.champion_metrics = _round(champ_metrics)
+        sign = 1 if policy.higher_is_better else -1
+        gain = sign * (metrics[policy.metric] - champ_metrics[policy.metric])
+        if gain < policy.margin:
+            base.reason = (
+                f"{policy.metric} {metrics[policy.metric]:.4f} does not beat champion v{champion} "
+                f"({champ_metrics[policy.metric]:.4f}) by the margin {policy.margin:g}"
+            )
+            return _record(settings, base)
+        base.reason = (
+            f"{policy.metric} {metrics[policy.metric]:.4f} beats champion v{champion} "
+            f"({champ_metrics[policy.metric]:.4f}) by {gain:.4f} ≥ {policy.margin:g}; floors and "
+            "checks pass"
+        )
+    else:
+        base.reason = "no champion yet; floors and checks pass"
+    if checks is not None and (failed := checks(scorer)):
+        base.reason = "behavioural checks failed: " + "; ".join(failed)
+        return _record(settings, base)
+    tracking.set_alias(settings, name, CHAMPION, candidate)
+    base.action = PROMOTED
+    return _record(settings, base)
+
+
+def champion_lineage(events: list[Decision]) -> list[str]:
+    """Champion versions in order, with rolled-back ones popped off."""
+    stack: list[str] = []
+    for e in events:
+        if e.action == PROMOTED and e.version:
+            stack.append(e.version)
+        elif e.action == ROLLBACK and stack:
+            stack.pop()
+    return stack
+
+
+def rollback(name: str, settings: Settings, reason: str = "manual rollback") -> Decision:
+    """Point `champion` back at the version it held before the latest promotion.
+
+    Raises:
+        DataError: there is no earlier champion to go back to.
+    """
+    lineage = champion_lineage(history(name, settings))
+    current = tracking.alias_version(settings, name, CHAMPION)
+    if len(lineage) < 2:
+        raise DataError(f"{name}: no previous champion to roll back to")
+    target = lineage[-2]
+    tracking.set_alias(settings, name, CHAMPION, target)
+    decision = Decision(
+        name,
+        ROLLBACK,
+        target,
+        current,
+        f"{reason}: champion v{current} → v{target}",
+        who=_actor(),
+        when=_now(),
+    )
+    return _record(settings, decision)
+
+
+def history_rows(events: list[Decision]) -> list[dict[str, Any]]:
+    """History as flat rows for tables and JSON."""
+    return [
+        {
+            "when": e.when,
+            "who": e.who,
+            "action": e.action,
+            "version": e.version,
+            "previous": e.previous,
+            "reason": e.reason,
+            "metrics": e.metrics,
+        }
+        for e in events
+    ]

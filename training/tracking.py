@@ -1,0 +1,317 @@
+"""The one module that talks to MLflow: runs, per-epoch metrics, model logging, registry calls.
+
+Entry points call `configure(settings)` (tracking and registry URI from settings: the
+`MLFLOW_TRACKING_URI` server or the project's SQLite file); nothing happens at import.
+`training/registry.py` builds promotion, rollback and history on the small registry helpers here,
+so both registered models (`paycycle-churn`, `paycycle-recommender`) share one implementation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from paycycle.config import Settings
+
+CHURN_EXPERIMENT = "paycycle-churn"
+CHURN_MODEL = "paycycle-churn"
+MODEL_ARTIFACT = "model"
+LOADER_TAG = "paycycle.loader"  # "module:function" that turns the artifact dir into a scorer
+ARTIFACT_TAG = "paycycle.artifact"  # path of that dir inside the model version's artifacts
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def configure(settings: Settings) -> str:
+    """Point MLflow (tracking and registry) at the settings' URI; returns it."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = settings.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def client(settings: Settings):
+    """An `MlflowClient` on the settings' tracking/registry URI."""
+    from mlflow import MlflowClient
+
+    configure(settings)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def git_commit(root: Path) -> str | None:
+    """HEAD of the project's git repository (with `-dirty` when the tree has changes)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha
+
+
+def file_hash(path: Path) -> str:
+    """MD5 of a file (DVC's hash), used when no DVC data hash is passed in."""
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_data_hash(settings: Settings, data_hash: str | None, path: Path | None) -> str | None:
+    """The given hash, else the md5 DVC recorded for `path`, else the file's own MD5."""
+    if data_hash:
+        return data_hash
+    if path is None:
+        return None
+    try:
+        from paycycle.versioning import data_hash as dvc_hash
+
+        return str(dvc_hash(path, settings.root))
+    except Exception:  # not a DVC-recorded output (BYO CSV, fresh project): hash the file
+        return file_hash(path) if Path(path).exists() else None
+
+
+def ensure_experiment(settings: Settings, experiment: str) -> str:
+    """Make `experiment` current, creating it with artifacts under the project when local."""
+    import mlflow
+
+    uri = configure(settings)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        location = None
+        if uri.startswith("sqlite:") or uri.startswith("file:"):  # keep artifacts in the project
+            location = settings.path("mlartifacts").as_uri()
+        exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+    else:
+        exp_id = found.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+@contextmanager
+def start_run(
+    settings: Settings,
+    run_name: str,
+    experiment: str = CHURN_EXPERIMENT,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[Any]:
+    """An MLflow run in `experiment` (a child of `parent_run_id` when given, even cross-process)."""
+    import mlflow
+
+    ensure_experiment(settings, experiment)
+    all_tags = {**(tags or {})}
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    commit = git_commit(settings.root)
+    if commit:
+        all_tags["git_commit"] = commit
+    # in-process children (one tuning worker) nest under the active run; other processes only
+    # carry the parent tag
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(run_name=run_name, tags=all_tags, nested=nested) as run:
+        yield run
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    import mlflow
+
+    mlflow.log_params(
+        {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in params.items()}
+    )
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    import mlflow
+
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_files(paths: list[Path], artifact_path: str | None = None) -> None:
+    import mlflow
+
+    for p in paths:
+        mlflow.log_artifact(str(p), artifact_path=artifact_path)
+
+
+def log_dict(data: Any, name: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(data, name)
+
+
+def epoch_logger(prefix: str = ""):
+    """A Keras callback logging every epoch's metrics (loss, auc, val_*) to the active run."""
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if logs:
+                log_metrics({f"{prefix}{k}": v for k, v in logs.items()}, step=epoch + 1)
+
+    return EpochLogger()
+
+
+def log_scorer_model(
+    export_dir: Path,
+    sample: pd.DataFrame,
+    predictions: Any,
+    loader: str,
+    pip_requirements: list[str] | None = None,
+) -> str:
+    """Log an exported scorer directory as the run's pyfunc model; returns the model URI.
+
+    The directory is stored under the model's `artifacts/scorer`; `mlflow.pyfunc.load_model`
+    works (through `training.pyfunc`), and `load_scorer_from_registry` loads the directory
+    directly with `loader` for the compiled path.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from training.pyfunc import ScorerModel
+
+    signature = infer_signature(sample, predictions)
+    with tempfile.TemporaryDirectory() as tmp:
+        # MLflow stores a directory artifact under its own name: stage it as `scorer` so the
+        # registry's `artifacts/scorer` tag holds whatever the export folder was called
+        staged = Path(export_dir)
+        if staged.name != "scorer":
+            staged = Path(tmp) / "scorer"
+            shutil.copytree(export_dir, staged)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=ScorerModel(loader),
+            artifacts={"scorer": str(staged)},
+            signature=signature,
+            input_example=sample,
+            pip_requirements=pip_requirements or _requirements(),
+        )
+    return info.model_uri
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    out = []
+    for pkg in ("tensorflow-cpu", "pandas", "numpy"):
+        try:
+            out.append(f"{pkg}=={version(pkg)}")
+        except Exception:
+            out.append(pkg)
+    return out
+
+
+# --- registry primitives (policy lives in training/registry.py) ---------------------------------
+
+
+def register_version(
+    settings: Settings, model_uri: str, name: str, loader: str, tags: Mapping[str, Any]
+) -> str:
+    """Register `model_uri` as a new version of `name`; returns the version number."""
+    import mlflow
+
+    configure(settings)
+    mv = mlflow.register_model(model_uri, name)
+    c = client(settings)
+    version_tags = {LOADER_TAG: loader, ARTIFACT_TAG: "artifacts/scorer", **tags}
+    for k, v in version_tags.items():
+        c.set_model_version_tag(name, mv.version, k, str(v))
+    return str(mv.version)
+
+
+def alias_version(settings: Settings, name: str, alias: str) -> str | None:
+    """The version `alias` points at, or None (also when the model is not registered)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client(settings).get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
+    client(settings).set_registered_model_alias(name, alias, str(version))
+
+
+def version_tags(settings: Settings, name: str, version: str) -> dict[str, str]:
+    return dict(client(settings).get_model_version(name, str(version)).tags)
+
+
+def set_version_tags(settings: Settings, name: str, version: str, tags: Mapping[str, Any]) -> None:
+    c = client(settings)
+    for k, v in tags.items():
+        c.set_model_version_tag(name, str(version), k, str(v)[:5000])
+
+
+def model_tags(settings: Settings, name: str) -> dict[str, str]:
+    """Tags of the registered model (empty when it does not exist)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client(settings).get_registered_model(name).tags)
+    except MlflowException:
+        return {}
+
+
+def set_model_tag(settings: Settings, name: str, key: str, value: str) -> None:
+    client(settings).set_registered_model_tag(name, key, value)
+
+
+def download_version(settings: Settings, name: str, version: str) -> Path:
+    """Download a model version's files to a fresh temporary directory."""
+    import mlflow
+
+    configure(settings)
+    dst = Path(tempfile.mkdtemp(prefix=f"{name}-v{version}-"))
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
+        )
+    )
+
+
+def search_runs(settings: Settings, experiment: str = CHURN_EXPERIMENT) -> pd.DataFrame:
+    """All runs of an experiment as a frame (params, metrics, tags), newest first."""
+    import mlflow
+
+    configure(settings)
+    return mlflow.search_runs(experiment_names=[experiment], order_by=["start_time DESC"])
+
+
+def log_report(run_id: str, settings: Settings, lines: list[str], name: str = "report.txt") -> None:
+    """Attach a text report to a finished run."""
+    client(settings).log_text(run_id, "\n".join(lines) + "\n", name)
+
+
+def write_metrics_file(path: Path, metrics: Mapping[str, Any], **extra: Any) -> Path:
+    """Write a run's metrics as the JSON that `dvc metrics show/diff` reads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {**extra, **{k: float(v) for k, v in metrics.items()}}
+    path.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    return path
