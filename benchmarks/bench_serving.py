@@ -1,0 +1,183 @@
+"""Load test of the serving API against a trivial BentoML endpoint, in one run.
+
+Starts `benchmarks.trivial_service:Trivial` and `serving.service:PayCycle` as subprocesses on free
+127.0.0.1 ports, then drives them with `wrk` (its own process; `apt-get install -y wrk`) at
+concurrency 1, 8 and 32: the trivial endpoint, `/churn` with 1 customer and with 100 customers
+per request, interleaved per concurrency level so both see the same machine load.
+
+The champion comes from `--tracking-uri` (an MLflow store with `paycycle-churn@champion`), or, by
+default, a small model trained and registered in a temporary store for this run.
+
+    .venv/bin/python -m benchmarks.bench_serving [--seconds 8] [--tracking-uri URI]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import write_result
+from serving.process import free_port, serve, wait_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = (1, 8, 32)
+GOALS = {
+    "churn_vs_trivial_ratio": ">= 0.9",
+    "p99_ms_c8": "<= 50",
+    "p99_vs_trivial_c32": "<= 1.2",
+    "customers_per_s_batch100": ">= 20000",
+}
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = os.getenv("WRK_AUTH")
+local f = io.open(os.getenv("WRK_BODY"), "r")
+wrk.body = f:read("*a")
+f:close()
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nRESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def customers(n: int) -> list[dict[str, Any]]:
+    """Deterministic, valid customers spread over the seed features."""
+    return [
+        {
+            "customer_id": f"c{i}",
+            "subscription_duration": float(i % 36),
+            "failed_payments": float(i % 4),
+            "usage_pattern": float((i * 7) % 120),
+        }
+        for i in range(n)
+    ]
+
+
+def wrk(url: str, body_path: Path, token: str, connections: int, seconds: int) -> dict[str, float]:
+    """One wrk run; returns req/s, p50/p99 in ms and the error count."""
+    script = body_path.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "WRK_BODY": str(body_path), "WRK_AUTH": f"Bearer {token}"}
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script)]
+    out = subprocess.run([*cmd, url], env=env, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.split("RESULT", 1)[1])
+    return {
+        "rps": result["requests"] / (result["duration_us"] / 1e6),
+        "p50_ms": result["p50_us"] / 1000,
+        "p99_ms": result["p99_us"] / 1000,
+        "errors": result["errors"],
+    }
+
+
+def prepare_champion(workdir: Path) -> str:
+    """Train a small churn model, register it as champion in a temp store; return its URI."""
+    from training.churn import train_small_champion  # the churn helper's seam
+
+    return train_small_champion(workdir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8, help="wrk duration per measurement")
+    parser.add_argument("--tracking-uri", help="MLflow store holding paycycle-churn@champion")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    work = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    token = secrets.token_urlsafe(24)
+    tracking_uri = args.tracking_uri or prepare_champion(work)
+    env = {
+        **os.environ,
+        "PAYCYCLE_API_TOKEN": token,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "BENTOML_HOME": str(work / "bentoml"),
+    }
+    bodies = {
+        "trivial": json.dumps({"value": 1.0}),
+        "churn1": json.dumps({"customers": customers(1)}),
+        "churn100": json.dumps({"customers": customers(100)}),
+    }
+    paths = {}
+    for name, body in bodies.items():
+        paths[name] = work / f"{name}.json"
+        paths[name].write_text(body)
+    ports = {"trivial": free_port(), "service": free_port()}
+    results: dict[str, dict[int, dict[str, float]]] = {k: {} for k in bodies}
+    load_before = os.getloadavg()[0]
+    with ExitStack() as stack:
+        procs = {}
+        for name, target in (
+            ("trivial", "benchmarks.trivial_service:Trivial"),
+            ("service", "serving.service:PayCycle"),
+        ):
+            log = work / f"{name}.log"
+            procs[name] = (stack.enter_context(serve(target, ports[name], env, log)), log)
+        for name, (proc, log) in procs.items():
+            wait_ready(f"http://127.0.0.1:{ports[name]}", proc, log)
+        urls = {
+            "trivial": f"http://127.0.0.1:{ports['trivial']}/trivial",
+            "churn1": f"http://127.0.0.1:{ports['service']}/churn",
+            "churn100": f"http://127.0.0.1:{ports['service']}/churn",
+        }
+        for name in bodies:  # warm up connections, caches and traced shapes
+            wrk(urls[name], paths[name], token, 8, 2)
+        for c in CONCURRENCY:
+            for name in bodies:
+                results[name][c] = r = wrk(urls[name], paths[name], token, c, args.seconds)
+                print(
+                    f"{name:9s} c={c:<3d} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+                    f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}",
+                    flush=True,
+                )
+    trivial_rps = max(r["rps"] for r in results["trivial"].values())
+    churn_rps = max(r["rps"] for r in results["churn1"].values())
+    metrics: dict[str, float] = {
+        "trivial_rps": trivial_rps,
+        "churn_rps": churn_rps,
+        "churn_vs_trivial_ratio": churn_rps / trivial_rps,
+        "p99_ms_c8": results["churn1"][8]["p99_ms"],
+        "p99_ms_c32": results["churn1"][32]["p99_ms"],
+        "trivial_p99_ms_c32": results["trivial"][32]["p99_ms"],
+        "p99_vs_trivial_c32": results["churn1"][32]["p99_ms"] / results["trivial"][32]["p99_ms"],
+        "customers_per_s_batch100": 100 * max(r["rps"] for r in results["churn100"].values()),
+        "errors": sum(r["errors"] for by_c in results.values() for r in by_c.values()),
+    }
+    levels = {
+        f"{name}_c{c}": {k: round(v, 2) for k, v in r.items()}
+        for name, by_c in results.items()
+        for c, r in by_c.items()
+    }
+    path = write_result(
+        "serving",
+        params={
+            "concurrency": list(CONCURRENCY),
+            "seconds_per_run": args.seconds,
+            "load_generator": "wrk -t1",
+            "throughput": "best req/s over the concurrency levels, same for both endpoints",
+            "workers": 1,
+            "levels": levels,
+            # other processes on the box skew absolute figures (ratios are same-run)
+            "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        },
+        metrics=metrics,
+        goals=GOALS,
+    )
+    print(json.dumps({k: round(v, 3) for k, v in metrics.items()}, indent=1))
+    print(f"wrote {path}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

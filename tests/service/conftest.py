@@ -1,0 +1,100 @@
+"""The real service on a free local port, serving small real champions from a temp registry.
+
+Started once per session: the shared churn champion (`champion_store`, ~1 min) plus a small
+recommender and offer policy fitted on the same simulation (`serving_store`, ~25 s), then TF.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from paycycle import config
+from serving.process import free_port, serve, wait_ready
+from tests.conftest import PROJECT_ROOT
+
+# a few epochs on the 2k-customer simulation; its ~170 held-out adopters make recall@3 ÷ oracle
+# noisy, so the promotion floor is lowered for the fixture only
+FAST_RECOMMENDER = {"hidden_units": [32], "epochs": 10, "patience": 3, "min_oracle_ratio": 0.5}
+
+
+@dataclass
+class Api:
+    url: str
+    token: str
+    tracking_uri: str
+    workdir: Path
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def post(self, path: str, body: object, **kwargs) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=body, headers=self.auth, timeout=30, **kwargs)
+
+    def settings(self) -> config.Settings:
+        return config.load(mlflow_tracking_uri=self.tracking_uri)
+
+
+@pytest.fixture(scope="session")
+def serving_store(
+    champion_store: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path]:
+    """A copy of `champion_store`'s registry plus `paycycle-recommender@champion` and
+    `paycycle-offers@champion`, trained, logged, registered and promoted by the real pipeline
+    code on the churn champion's simulation. The copy keeps the shared store untouched.
+
+    Returns (tracking URI, work folder).
+    """
+    from training.offer_pipeline import promote_offers, train_and_log_offers
+    from training.rec_pipeline import build_table, promote_recommender, train_and_log
+
+    src_uri, src = champion_store
+    work = tmp_path_factory.mktemp("serving")
+    with (
+        closing(sqlite3.connect(src_uri.removeprefix("sqlite:///"))) as source,
+        closing(sqlite3.connect(work / "mlruns.db")) as copy,
+    ):
+        source.backup(copy)  # consistent even while the source is open
+    (work / "data").symlink_to(src / "data", target_is_directory=True)
+    raw = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    raw["recommend"] |= FAST_RECOMMENDER
+    (work / "params.yaml").write_text(yaml.safe_dump(raw))
+    uri = f"sqlite:///{work / 'mlruns.db'}"
+    settings = config.load(root=work, mlflow_tracking_uri=uri)
+    table = build_table(settings)
+    train_and_log(settings, table)
+    decision = promote_recommender(settings, table)
+    assert decision.promoted, decision.reason
+    train_and_log_offers(settings)
+    decision = promote_offers(settings)
+    assert decision.promoted, decision.reason
+    return uri, work
+
+
+@pytest.fixture(scope="session")
+def api(serving_store: tuple[str, Path]) -> Iterator[Api]:
+    """`serving.service:PayCycle` as a subprocess on 127.0.0.1, ready to answer."""
+    uri, work = serving_store
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PAYCYCLE_API_TOKEN": token,
+        "MLFLOW_TRACKING_URI": uri,
+        "BENTOML_HOME": str(work / "bentoml"),
+    }
+    log = work / "service.log"
+    with serve("serving.service:PayCycle", port, env, log) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc, log)
+        yield Api(url=url, token=token, tracking_uri=uri, workdir=work)
