@@ -1,0 +1,135 @@
+"""Daily monitoring as a Prefect 3 flow: current window → report → decision → retrain → reload.
+
+Each task wraps one function of `monitoring/` (or the training flow); the flow only wires them.
+A run without drift writes the report and stops. With drift, and when `drift.cooldown_days`
+have passed since the last drift-triggered retrain, it runs the training flow (`flows.train`:
+tune → train → evaluate → register challenger → promote by rule, the decision logged either
+way), records the retrain, and tells the service to reload its champion.
+
+Run: `python -m flows.monitor [--scenario usage_drop]`, `paycycle monitor`, or the
+`daily-monitoring` deployment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from paycycle import config
+from paycycle.config import Settings
+
+
+@task(cache_policy=NO_CACHE, log_prints=True)
+def build_windows(
+    settings: Settings, scenario: str | None, customers: int, months: int, seed: int | None
+):
+    """(reference, current) windows: simulated for `scenario`, else production data/requests."""
+    from monitoring.loop import production_windows, simulated_windows
+
+    if scenario is None:
+        ref, cur = production_windows(settings)
+    else:
+        seed = settings.params.data.seed if seed is None else seed
+        ref, cur = simulated_windows(
+            scenario, customers, months, seed, settings.params.data.start_date
+        )
+    print(
+        f"reference {ref.as_of.date()} ({len(ref.frame)} rows) vs current ({len(cur.frame)} rows)"
+    )
+    return ref, cur
+
+
+@task(cache_policy=NO_CACHE, log_prints=True)
+def report(settings: Settings, reference, current, name: str) -> dict[str, Any]:
+    """Decision + Evidently HTML + JSON summary + index."""
+    from monitoring.loop import run_report
+
+    out = run_report(settings, reference, current, name)
+    print(f"{out['verdict']}: {'; '.join(out['reasons']) or 'nothing moved'}")
+    print(f"report: {out['html']}")
+    return out
+
+
+def retrain_and_promote(settings: Settings, tune: bool) -> dict[str, Any]:
+    """Seam to the training side: the `train` flow (train → evaluate → promote by rule)."""
+    from flows.train import train
+
+    return train(tune=tune, root=str(settings.root))
+
+
+@task(cache_policy=NO_CACHE, log_prints=True)
+def retrain(settings: Settings, tune: bool) -> dict[str, Any]:
+    """Run the training flow as a subflow and remember it for the cooldown."""
+    from monitoring.loop import record_retrain
+
+    outcome = retrain_and_promote(settings, tune)
+    promotion = outcome.get("promotion", {})
+    print(f"retrained version {outcome.get('version')}: promotion {promotion}")
+    record_retrain(settings, {"version": outcome.get("version"), "promotion": promotion})
+    return outcome
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, log_prints=True)
+def reload(settings: Settings) -> dict[str, Any]:
+    """`POST /admin/reload` on the running service (skipped when no URL is configured)."""
+    from monitoring.loop import reload_service
+
+    result = reload_service(settings)
+    print(result)
+    return result
+
+
+@flow(name="monitor-and-retrain", log_prints=True)
+def monitor_and_retrain(
+    scenario: str | None = None,
+    customers: int = 5_000,
+    months: int = 6,
+    seed: int | None = None,
+    allow_retrain: bool = True,
+    tune: bool = False,
+    root: str | None = None,
+) -> dict[str, Any]:
+    """One monitoring cycle.
+
+    Args:
+        scenario: simulate fresh data for this scenario (shift in the last month); None reads
+            production data (feature table vs request log / newest raw month).
+        customers: simulated customers (with `scenario`).
+        months: simulated months (with `scenario`).
+        seed: simulation seed (default `data.seed`).
+        allow_retrain: False only reports (the CLI's `--no-retrain`).
+        tune: run Optuna before retraining (slower); False trains with `params.yaml` `churn:`.
+        root: project directory (default: this project or `$PAYCYCLE_ROOT`).
+
+    Returns:
+        The report summary, plus `retrain`/`reload` outcomes or the reason they were skipped.
+    """
+    from monitoring.loop import cooldown_passed
+
+    settings = config.load(root=root) if root else config.load()
+    ref, cur = build_windows(settings, scenario, customers, months, seed)
+    name = f"{scenario or 'daily'}-{dt.datetime.now(dt.UTC):%H%M%S}"
+    out = report(settings, ref, cur, name)
+    if not out["drift"]:
+        return {**out, "action": "none"}
+    if not allow_retrain:
+        return {**out, "action": "report only (retraining disabled)"}
+    ok, why = cooldown_passed(settings)
+    if not ok:
+        print(f"drift, but no retrain: {why}")
+        return {**out, "action": f"skipped retrain: {why}"}
+    trained = retrain(settings, tune)
+    return {**out, "action": "retrained", "retrain": trained, "reload": reload(settings)}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario")
+    parser.add_argument("--no-retrain", action="store_true")
+    args = parser.parse_args()
+    print(monitor_and_retrain(scenario=args.scenario, allow_retrain=not args.no_retrain))

@@ -1,0 +1,149 @@
+"""Plain functions behind the monitor → retrain loop (`flows/monitor.py` wires them).
+
+* `simulated_windows` / `production_windows`: the (reference, current) pair to compare;
+* `cooldown_passed` / `record_retrain`: the guard between drift-triggered retrains, kept in
+  `<reports_dir>/monitor_state.json` next to the reports it explains;
+* `reload_service`: `POST <service_url>/admin/reload` with the bearer token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from monitoring.windows import Window
+from paycycle.config import Settings
+from paycycle.errors import DataError
+
+STATE_FILE = "monitor_state.json"
+
+
+def simulated_windows(
+    scenario: str, customers: int, months: int, seed: int, start_date: dt.date
+) -> tuple[Window, Window]:
+    """Fresh in-memory simulation of `scenario` (shift in the last month); see `windows`."""
+    from monitoring.windows import scenario_windows
+    from paycycle.simulator import SimSpec
+
+    spec = SimSpec(
+        customers=customers, months=months, seed=seed, scenario=scenario, start_date=start_date
+    )
+    return scenario_windows(spec)
+
+
+def production_windows(settings: Settings, min_request_rows: int = 1_000) -> tuple[Window, Window]:
+    """Reference = the feature table's latest snapshot (what the champion was trained and
+    validated on); current = logged requests since that snapshot when there are enough of
+    them, else features at the first day after the newest complete month of `data/raw`.
+
+    Raises:
+        DataError: the feature table or the raw data is missing.
+    """
+    from features.build import build_features, load_events
+    from features.schema import COLUMNS
+    from monitoring.requests import read_requests
+
+    table_path = settings.path(settings.params.features.path)
+    if not table_path.exists():
+        raise DataError(f"{table_path}: no feature table (run `paycycle features` first)")
+    table = pd.read_parquet(table_path)
+    ref_date = pd.Timestamp(table["as_of"].max())
+    ref = table.loc[table["as_of"] == ref_date]
+    labels = ref.get("churned")
+    reference = Window(ref.reset_index(drop=True), ref_date, labels)
+    logged = read_requests(settings.path(settings.params.drift.requests_dir), since=ref_date)
+    if len(logged) >= min_request_rows and set(COLUMNS) <= set(logged.columns):
+        return reference, Window(logged.reset_index(drop=True), pd.Timestamp.now(tz="UTC"))
+    events = load_events(settings.raw_dir)
+    as_of = pd.Timestamp(events["usage"]["month"].max()) + pd.offsets.MonthBegin(1)
+    return reference, Window(build_features(events, as_of), as_of)
+
+
+def run_report(settings: Settings, reference: Window, current: Window, name: str) -> dict[str, Any]:
+    """`drift_report` with the project's thresholds; importance from the reference's labels.
+
+    Returns:
+        JSON-ready summary: `drift`, `verdict`, `reasons`, `html`, `json`, `index`.
+    """
+    from monitoring.decision import Thresholds, univariate_importance
+    from monitoring.drift import drift_report
+
+    p = settings.params.drift
+    importance = (
+        univariate_importance(reference.frame, reference.labels)
+        if reference.labels is not None
+        else None
+    )
+    result = drift_report(
+        reference.frame,
+        current.frame,
+        out_dir=settings.path(p.reports_dir),
+        name=name,
+        thresholds=Thresholds.from_params(p),
+        importance=importance,
+        sample_rows=p.report_sample_rows,
+        extra={"reference_as_of": str(reference.as_of), "current_as_of": str(current.as_of)},
+    )
+    return {
+        "drift": result.drift,
+        "verdict": result.verdict,
+        "reasons": result.decision.reasons,
+        "share": result.decision.share,
+        "html": str(result.html_path),
+        "json": str(result.json_path),
+        "index": str(result.index_path),
+    }
+
+
+def _state_path(settings: Settings) -> Path:
+    return settings.path(settings.params.drift.reports_dir) / STATE_FILE
+
+
+def read_state(settings: Settings) -> dict[str, Any]:
+    path = _state_path(settings)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def cooldown_passed(settings: Settings, now: dt.datetime | None = None) -> tuple[bool, str]:
+    """Whether `drift.cooldown_days` have passed since the last drift-triggered retrain."""
+    now = now or dt.datetime.now(dt.UTC)
+    last = read_state(settings).get("last_retrain")
+    if not last:
+        return True, "no previous retrain"
+    since = now - dt.datetime.fromisoformat(last)
+    days = settings.params.drift.cooldown_days
+    if since >= dt.timedelta(days=days):
+        return True, f"last retrain {since.days} day(s) ago >= cooldown {days}"
+    return False, f"last retrain {since.days} day(s) ago < cooldown {days} day(s)"
+
+
+def record_retrain(
+    settings: Settings, outcome: dict[str, Any], now: dt.datetime | None = None
+) -> None:
+    """Remember the retrain (time and outcome) for the cooldown and for the reader."""
+    now = now or dt.datetime.now(dt.UTC)
+    state = read_state(settings)
+    state["last_retrain"] = now.isoformat(timespec="seconds")
+    state.setdefault("retrains", []).append({"at": state["last_retrain"], **outcome})
+    path = _state_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2, default=str) + "\n")
+
+
+def reload_service(settings: Settings) -> dict[str, Any]:
+    """Ask the running service to load the new champion (skipped without `service_url`)."""
+    import httpx
+
+    if not settings.service_url:
+        return {"reloaded": False, "reason": "no service URL configured (PAYCYCLE_SERVICE_URL)"}
+    headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
+    url = settings.service_url.rstrip("/") + "/admin/reload"
+    response = httpx.post(
+        url, headers=headers, json={}, timeout=settings.params.drift.reload_timeout_s
+    )
+    response.raise_for_status()
+    return {"reloaded": True, "status": response.status_code, "body": response.json()}

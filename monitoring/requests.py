@@ -1,0 +1,108 @@
+"""Request log shared by serving (writer) and monitoring (reader): Parquet files under a folder.
+
+The service buffers scored requests in memory and flushes one file per batch
+(`append_requests`), so a request only pays for a list append; the monitor reads every file
+written since a time (`read_requests`). Files are named
+``<dir>/date=YYYY-MM-DD/requests-<UTC microseconds>-<pid>-<n>.parquet`` and written to a
+temporary name then renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from paycycle.errors import DataError
+
+TIME_COLUMN = "logged_at"
+_counter = itertools.count()
+
+
+def append_requests(frame: pd.DataFrame, directory: Path) -> Path | None:
+    """Write one batch of logged requests (features + prediction columns) as one Parquet file.
+
+    Args:
+        frame: one row per scored customer; a `logged_at` column (UTC) is added if missing.
+        directory: the request-log folder (`settings.path(settings.params.drift.requests_dir)`).
+
+    Returns:
+        The file written, or None for an empty batch.
+    """
+    if frame.empty:
+        return None
+    now = pd.Timestamp.now(tz="UTC")
+    if TIME_COLUMN not in frame:
+        frame = frame.assign(**{TIME_COLUMN: now})
+    folder = directory / f"date={now.date().isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"requests-{now.value // 1000}-{os.getpid()}-{next(_counter)}"
+    tmp, final = folder / f".{stem}.tmp", folder / f"{stem}.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
+    tmp.replace(final)
+    return final
+
+
+class RequestLogger:
+    """In-memory buffer that flushes to `append_requests` every `max_rows` rows (or on `flush`).
+
+    Thread-safe; `log` only appends a frame to a list under a lock.
+    """
+
+    def __init__(self, directory: Path, max_rows: int = 10_000) -> None:
+        self.directory = directory
+        self.max_rows = max_rows
+        self._frames: list[pd.DataFrame] = []
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def log(self, frame: pd.DataFrame) -> Path | None:
+        """Buffer a batch; flush when the buffer reaches `max_rows`."""
+        stamped = frame.assign(**{TIME_COLUMN: pd.Timestamp.now(tz="UTC")})
+        with self._lock:
+            self._frames.append(stamped)
+            self._rows += len(stamped)
+            full = self._rows >= self.max_rows
+        return self.flush() if full else None
+
+    def flush(self) -> Path | None:
+        """Write whatever is buffered as one file."""
+        with self._lock:
+            frames, self._frames, self._rows = self._frames, [], 0
+        if not frames:
+            return None
+        return append_requests(pd.concat(frames, ignore_index=True), self.directory)
+
+
+def read_requests(directory: Path, since: dt.datetime | pd.Timestamp | None = None) -> pd.DataFrame:
+    """Every logged request with `logged_at >= since` (all of them when `since` is None).
+
+    Raises:
+        DataError: a file cannot be read (named in the message).
+    """
+    since_ts = None if since is None else pd.Timestamp(since)
+    if since_ts is not None and since_ts.tzinfo is None:
+        since_ts = since_ts.tz_localize("UTC")
+    frames = []
+    for path in sorted(directory.glob("date=*/requests-*.parquet")):
+        day = pd.Timestamp(path.parent.name.removeprefix("date="), tz="UTC")
+        if since_ts is not None and day + pd.Timedelta(days=1) <= since_ts:
+            continue  # the whole day is before `since`
+        try:
+            df = pq.read_table(path).to_pandas()
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(
+                f"{path}: unreadable request log ({str(exc).splitlines()[0]})"
+            ) from None
+        if since_ts is not None:
+            df = df.loc[df[TIME_COLUMN] >= since_ts]
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=[TIME_COLUMN])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,36 @@
+"""Request log: one file per flush, readable by time, never a half-written file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from monitoring.requests import TIME_COLUMN, RequestLogger, append_requests, read_requests
+
+
+def test_append_and_read_back(tmp_path: Path) -> None:
+    first = pd.DataFrame({"customer_id": [1, 2], "churn_probability": [0.1, 0.7]})
+    path = append_requests(first, tmp_path)
+    assert path is not None and path.suffix == ".parquet"
+    assert append_requests(first.iloc[:0], tmp_path) is None
+    out = read_requests(tmp_path)
+    assert list(out["customer_id"]) == [1, 2] and TIME_COLUMN in out
+    later = read_requests(tmp_path, since=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5))
+    assert later.empty
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_logger_buffers_and_flushes_once_per_batch(tmp_path: Path) -> None:
+    logger = RequestLogger(tmp_path, max_rows=3)
+    assert logger.log(pd.DataFrame({"customer_id": [1]})) is None
+    assert logger.log(pd.DataFrame({"customer_id": [2, 3]})) is not None  # reached 3 rows
+    logger.log(pd.DataFrame({"customer_id": [4]}))
+    logger.flush()
+    assert len(list(tmp_path.rglob("requests-*.parquet"))) == 2
+    assert sorted(read_requests(tmp_path)["customer_id"]) == [1, 2, 3, 4]
+
+
+def test_read_empty_dir(tmp_path: Path) -> None:
+    assert read_requests(tmp_path / "nothing").empty
