@@ -1,0 +1,364 @@
+"""The notices outbox: enqueue once, claim with a lease, deliver, mark, back off, dead-letter.
+
+Exactly-once, argued step by step (PostgreSQL; SQLite has one writer at a time, which is
+stronger):
+
+1. **Enqueue is idempotent.** `notices.dedup_key` (customer:kind:cycle date) is UNIQUE and rows
+   go in with `INSERT … ON CONFLICT (dedup_key) DO NOTHING`, so re-running a day, or two flows
+   racing on the same day, yields one row per notice. Nothing is lost: the insert commits before
+   any delivery starts.
+2. **A claim is exclusive.** `claim()` runs one statement,
+   `UPDATE notices SET status='sending', claimed_by=<token>, claimed_at=now, attempts+1
+   WHERE notice_id IN (SELECT … WHERE <due> LIMIT n FOR UPDATE SKIP LOCKED) AND <due>
+   RETURNING …`. Concurrent workers skip rows another worker has locked, and PostgreSQL re-checks
+   `<due>` on a row that changed while it waited, so a row is held by one token at a time.
+   The claim commits at once (short transactions; sending happens outside them).
+3. **Delivery is idempotent on the dedup key.** The channel gets the key with every message: the
+   file channel skips a key already in its file (checked under an exclusive file lock), the
+   webhook sends it as `Idempotency-Key`, SMTP as a stable `Message-ID`.
+4. **Marking is fenced.** `sent`/`failed`/`dead` are written only `WHERE claimed_by = <token> AND
+   status = 'sending'`; a worker whose lease expired and whose row was re-claimed cannot
+   overwrite the new owner's outcome.
+5. **Crashes lose nothing.** A worker killed after claiming leaves rows in `sending`; once
+   `claimed_at` is older than the lease they are due again and re-claimed (they are never
+   dropped, even past `max_attempts`: the next failure dead-letters them with a reason).
+   If the worker died after the channel accepted a message but before marking it, the re-claim
+   sends it again and step 3 turns that into a no-op, which is then marked `sent`.
+
+So every notice ends `sent` exactly once at the channel, or `dead` with `last_error` — with the
+caveat that SMTP has no server-side idempotency: a crash in the window between the SMTP server
+accepting a mail and the `sent` mark can repeat that one mail (same Message-ID, which mail
+stores de-duplicate). A lease shorter than one batch's delivery time would make a live worker's
+rows look dead; keep `lease_seconds` well above `batch_size` × the slowest send.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+
+from notify.channels import Channel, DeliveryError, Message
+from notify.render import Generator, RenderError, render
+from paycycle.config import NotifyParams
+from paycycle.store import Json, UTCDateTime
+
+# the columns of the store's `notices` table this module reads and writes, including the claim
+# columns added by migration 0002
+notices = Table(
+    "notices",
+    MetaData(),
+    Column("notice_id", BigInteger, primary_key=True),
+    Column("customer_id", BigInteger),
+    Column("subscription_id", BigInteger),
+    Column("kind", String(64)),
+    Column("cycle_date", Date),
+    Column("dedup_key", String(255)),
+    Column("channel", String(32)),
+    Column("locale", String(16)),
+    Column("payload", Json),
+    Column("status", String(16)),
+    Column("attempts", Integer),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime),
+    Column("created_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("claimed_by", String(64)),
+    Column("claimed_at", UTCDateTime),
+)
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class EnqueueResult:
+    inserted: int = 0
+    duplicates: int = 0
+    dead: int = 0  # inserted already dead-lettered (bad data)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    already_delivered: int = 0  # the channel had the key (re-claim after a crash)
+    failed: int = 0
+    dead: int = 0
+    batches: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def _insert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the store supports these two
+        raise NotImplementedError(f"outbox: unsupported database {dialect!r}")
+    return insert
+
+
+def enqueue(
+    engine: Engine,
+    due: pd.DataFrame,
+    channel: str,
+    now: dt.datetime | None = None,
+    chunk: int = 5_000,
+) -> EnqueueResult:
+    """Insert due notices; a dedup key already in the outbox is left alone.
+
+    Args:
+        engine: the store.
+        due: rows from `notify.cycles.due_notices` (an `error` makes the row dead at once).
+        channel: the channel the notices are for (`file`, `smtp`, `webhook`).
+        now: creation time (tz-aware); defaults to the wall clock.
+        chunk: rows per INSERT statement.
+
+    Returns:
+        How many rows were inserted, skipped as duplicates and dead-lettered.
+    """
+    now = now or utcnow()
+    result = EnqueueResult()
+    if due.empty:
+        return result
+    rows = []
+    for rec in due.to_dict("records"):
+        error = rec.get("error")
+        bad = isinstance(error, str) and bool(error)
+        sub = rec["subscription_id"]
+        rows.append(
+            {
+                "customer_id": int(rec["customer_id"]),
+                "subscription_id": None if sub is None or pd.isna(sub) else int(sub),
+                "kind": rec["kind"],
+                "cycle_date": rec["cycle_date"],
+                "dedup_key": rec["dedup_key"],
+                "channel": channel,
+                "locale": rec["locale"] or "en",
+                "payload": rec["payload"],
+                "status": "dead" if bad else "pending",
+                "attempts": 0,
+                "last_error": error if bad else None,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+        )
+    insert = _insert(engine.dialect.name)
+    with engine.begin() as conn:
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            stmt = (
+                insert(notices)
+                .on_conflict_do_nothing(index_elements=["dedup_key"])
+                .returning(notices.c.status)
+            )
+            statuses = conn.execute(stmt, part).scalars().all()
+            result.inserted += len(statuses)
+            result.dead += sum(s == "dead" for s in statuses)
+    result.duplicates = len(rows) - result.inserted
+    return result
+
+
+def _due(now: dt.datetime, lease_seconds: float) -> Any:
+    expired = now - dt.timedelta(seconds=lease_seconds)
+    c = notices.c
+    return or_(
+        and_(
+            c.status.in_(("pending", "failed")),
+            or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+        ),
+        and_(c.status == "sending", or_(c.claimed_at.is_(None), c.claimed_at <= expired)),
+    )
+
+
+def claim(
+    engine: Engine,
+    channel: str,
+    worker: str,
+    limit: int,
+    lease_seconds: float,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Atomically take up to `limit` due notices for `channel` (see the module docstring, 2)."""
+    now = now or utcnow()
+    c = notices.c
+    due = and_(c.channel == channel, _due(now, lease_seconds))
+    picked = (
+        select(c.notice_id)
+        .where(due)
+        .order_by(c.next_attempt_at, c.notice_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(notices)
+        .where(c.notice_id.in_(picked), due)
+        .values(status="sending", claimed_by=worker, claimed_at=now, attempts=c.attempts + 1)
+        .returning(
+            c.notice_id,
+            c.customer_id,
+            c.kind,
+            c.dedup_key,
+            c.locale,
+            c.payload,
+            c.attempts,
+        )
+    )
+    with engine.begin() as conn:
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def backoff(attempts: int, params: NotifyParams) -> dt.timedelta:
+    """Delay before the next attempt: `backoff_seconds · 2^(attempts-1)`, capped."""
+    seconds = params.backoff_seconds * 2 ** max(attempts - 1, 0)
+    return dt.timedelta(seconds=min(seconds, params.backoff_max_seconds))
+
+
+def _fenced(notice_id: Any, worker: str) -> Any:
+    c = notices.c
+    return and_(notice_id, c.claimed_by == worker, c.status == "sending")
+
+
+def _mark(
+    engine: Engine,
+    worker: str,
+    sent: list[int],
+    failures: list[tuple[dict[str, Any], str, bool]],
+    params: NotifyParams,
+    now: dt.datetime,
+    stats: DeliveryStats,
+) -> None:
+    c = notices.c
+    with engine.begin() as conn:
+        if sent:
+            conn.execute(
+                update(notices)
+                .where(_fenced(c.notice_id.in_(sent), worker))
+                .values(status="sent", sent_at=now, last_error=None, claimed_by=None)
+            )
+        for row, error, permanent in failures:
+            dead = permanent or row["attempts"] >= params.max_attempts
+            values: dict[str, Any] = {"last_error": error[:2000], "claimed_by": None}
+            if dead:
+                values["status"] = "dead"
+            else:
+                values["status"] = "failed"
+                values["next_attempt_at"] = now + backoff(row["attempts"], params)
+            done = conn.execute(
+                update(notices)
+                .where(_fenced(c.notice_id == row["notice_id"], worker))
+                .values(**values)
+            ).rowcount
+            if done:
+                stats.dead += dead
+                stats.failed += not dead
+
+
+def make_worker_id() -> str:
+    """A claim token unique to this delivery run."""
+    return f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def deliver(
+    engine: Engine,
+    channel: Channel,
+    params: NotifyParams,
+    *,
+    worker: str | None = None,
+    clock: Clock = utcnow,
+    generator: Generator | None = None,
+    max_batches: int | None = None,
+    on_sent: Callable[[dict[str, Any]], None] | None = None,
+) -> DeliveryStats:
+    """Claim, render, send and mark notices until none is due (or `max_batches` ran).
+
+    Args:
+        engine: the store.
+        channel: where to send; only notices enqueued for `channel.name` are claimed.
+        params: the `notify` section (batch size, lease, max attempts, backoff).
+        worker: claim token; a fresh one by default.
+        clock: returns the current tz-aware time (tests move it forward to skip backoff).
+        generator: optional wording personalisation (see `notify.render`).
+        max_batches: stop after this many batches.
+        on_sent: called after each message the channel accepted (tests use it to crash).
+
+    Returns:
+        Counts of sent, already-delivered, failed (will retry) and dead notices.
+    """
+    worker = worker or make_worker_id()
+    stats = DeliveryStats()
+    while max_batches is None or stats.batches < max_batches:
+        rows = claim(engine, channel.name, worker, params.batch_size, params.lease_seconds, clock())
+        if not rows:
+            break
+        stats.batches += 1
+        sent: list[int] = []
+        failures: list[tuple[dict[str, Any], str, bool]] = []
+        for row in rows:
+            payload = row["payload"] or {}
+            try:
+                text = render(row["kind"], row["locale"], payload, generator)
+                message = Message(
+                    notice_id=row["notice_id"],
+                    dedup_key=row["dedup_key"],
+                    customer_id=row["customer_id"],
+                    kind=row["kind"],
+                    locale=row["locale"],
+                    to=payload.get("email"),
+                    subject=text.subject,
+                    body=text.body,
+                    payload=payload,
+                )
+                fresh = channel.send(message)
+            except RenderError as exc:
+                failures.append((row, f"bad data: {exc}", True))
+            except DeliveryError as exc:
+                failures.append((row, f"{exc.__class__.__name__}: {exc}", exc.permanent))
+            except Exception as exc:  # an unexpected channel error is retried, with its reason
+                failures.append((row, f"{exc.__class__.__name__}: {exc}", False))
+            else:
+                sent.append(row["notice_id"])
+                stats.sent += fresh
+                stats.already_delivered += not fresh
+                if on_sent is not None:
+                    on_sent(row)
+        for _, error, _ in failures:
+            key = error.split(":", 1)[0]
+            stats.errors[key] = stats.errors.get(key, 0) + 1
+        _mark(engine, worker, sent, failures, params, clock(), stats)
+    return stats
+
+
+def outbox_counts(engine: Engine, cycle_dates: list[dt.date] | None = None) -> pd.DataFrame:
+    """Notices by kind and status (optionally only those with the given cycle dates)."""
+    c = notices.c
+    stmt = select(c.kind, c.status, func.count().label("n")).group_by(c.kind, c.status)
+    if cycle_dates:
+        stmt = stmt.where(c.cycle_date.in_(cycle_dates))
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(stmt).mappings().all(), columns=["kind", "status", "n"])
