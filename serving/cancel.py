@@ -1,0 +1,66 @@
+"""`POST /cancel-intent`: the cancel page's reason survey ⇒ the offer matched to the reason.
+
+The request names the customer and the stated reason; `training.saves.record_intent` picks the
+best positive-value offer (discount, pause 1–3 months, downgrade, monthly→annual switch; none for
+holdout customers or within the frequency cap) and records the visit in the store's
+`cancel_intents`, where `paycycle saves` later settles whether the customer was saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+CancelReason = Literal["too_expensive", "not_using", "missing_feature", "switching", "other"]
+CustomerId = Annotated[int, Field(ge=1, description="The customer on the cancel page.")]
+_ENGINES: dict[str, Any] = {}
+
+
+class CancelIntentResult(BaseModel):
+    intent_id: int
+    customer_id: int
+    reason: CancelReason
+    offer: str | None
+    offer_months: int | None
+    expected_value: float
+    holdout: bool
+    explanation: str
+
+
+def _engine(url: str) -> Any:
+    from paycycle.store import make_engine
+
+    if url not in _ENGINES:
+        _ENGINES[url] = make_engine(url)
+    return _ENGINES[url]
+
+
+def _reply(payload: object, status: int = 200) -> Response:
+    return Response(json.dumps(payload).encode(), status, media_type="application/json")
+
+
+async def cancel_intent(settings: Any, customer_id: int, reason: str) -> Response:
+    """Record the visit and return the matched offer (404 for an unknown customer)."""
+    from paycycle.errors import DataError
+    from training.saves import record_intent
+
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        result = await asyncio.to_thread(
+            record_intent,
+            _engine(settings.db_url),
+            customer_id,
+            reason,
+            today,
+            settings.params.retention,
+        )
+    except DataError as exc:
+        return _reply({"error": str(exc), "detail": [{"loc": ["customer_id"]}]}, 404)
+    except Exception as exc:  # the store is down or not migrated
+        return _reply({"error": f"store unavailable: {exc.__class__.__name__}", "detail": []}, 503)
+    return _reply(result)
