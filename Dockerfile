@@ -1,0 +1,39 @@
+# PayCycle image: the same uv.lock as development, no dev dependencies.
+# Used by docker-compose for the API (BentoML), the MLflow server, the Prefect worker, Dask and the pipeline.
+FROM python:3.11-slim AS base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    PREFECT_HOME=/app/.prefect
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git curl postgresql-client \
+ && rm -rf /var/lib/apt/lists/* \
+ && pip install --no-cache-dir uv
+
+WORKDIR /app
+# Dependencies first (cached layer): only the lock decides what is installed.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+COPY paycycle ./paycycle
+COPY features ./features
+COPY training ./training
+COPY serving ./serving
+COPY monitoring ./monitoring
+COPY notify ./notify
+COPY flows ./flows
+COPY docker ./docker
+COPY params.yaml dvc.yaml bentofile.yaml ./
+RUN uv sync --frozen --no-dev
+
+RUN useradd --create-home --uid 1000 paycycle && chown -R paycycle /app
+USER paycycle
+EXPOSE 3000
+HEALTHCHECK --interval=15s --timeout=5s --retries=5 CMD curl -fsS http://127.0.0.1:3000/healthz || exit 1
+ENTRYPOINT ["paycycle"]
+CMD ["--help"]
