@@ -22,15 +22,7 @@ from features import schema
 from paycycle import catalog
 from paycycle.simulator import read_table
 
-EVENT_TABLES = (
-    "customers",
-    "subscriptions",
-    "invoices",
-    "payments",
-    "usage",
-    "offers",
-    "adoptions",
-)
+EVENT_TABLES = catalog.EVENT_TABLES
 HORIZON_DAYS = 30
 
 

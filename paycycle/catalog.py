@@ -7,6 +7,20 @@ from __future__ import annotations
 
 import pandas as pd
 
+# The simulator's tables, parents before children (the store loads them in this order).
+CATALOG_TABLES = ("plans", "addons")
+EVENT_TABLES = (
+    "customers",
+    "subscriptions",
+    "invoices",
+    "payments",
+    "usage",
+    "offers",
+    "adoptions",
+)
+RETENTION_TABLES = ("cards", "trials")  # card expiry dates and trials (dunning, trial notices)
+RAW_TABLES = (*CATALOG_TABLES, *EVENT_TABLES, *RETENTION_TABLES)
+
 # plan_id, name, tier, monthly price (USD), included usage units per month
 PLANS: list[tuple[int, str, int, float, int]] = [
     (1, "starter", 1, 19.0, 1_000),

@@ -59,17 +59,7 @@ from paycycle import catalog
 from paycycle.errors import DataError
 from paycycle.sim_retention import retention_tables
 
-RAW_TABLES = (
-    "customers",
-    "subscriptions",
-    "invoices",
-    "payments",
-    "usage",
-    "offers",
-    "adoptions",
-    "cards",
-    "trials",
-)
+RAW_TABLES = (*catalog.EVENT_TABLES, *catalog.RETENTION_TABLES)  # written per chunk
 TRUTH_TABLES = ("customers", "hazard", "offer_response", "dunning")
 SEGMENT_LOGIT = np.array([0.35, 0.0, -0.3, -0.6])
 ANNUAL_SHARE = np.array([0.15, 0.20, 0.35, 0.50])

@@ -42,23 +42,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from paycycle import catalog
+
 if TYPE_CHECKING:
     from paycycle.config import Settings
 
 MIGRATIONS_PATH = Path(__file__).resolve().parent / "migrations"
-RAW_LOAD_ORDER = (  # parents before children (foreign keys)
-    "plans",
-    "addons",
-    "customers",
-    "subscriptions",
-    "invoices",
-    "payments",
-    "usage",
-    "offers",
-    "adoptions",
-    "cards",
-    "trials",
-)
+RAW_LOAD_ORDER = catalog.RAW_TABLES  # parents before children (foreign keys)
 NOTICE_STATUSES = ("pending", "sending", "sent", "failed", "dead")
 # constraint names are fixed so that Alembic can alter them on every backend
 NAMING = {

@@ -34,17 +34,7 @@ DOCS_DIR = Path("reports/data_docs")  # Data Docs site
 SITE_NAME = "paycycle"
 DATASOURCE = "paycycle"
 EXAMPLES = 5  # example values kept per failed expectation
-RAW_TABLES = (
-    "customers",
-    "subscriptions",
-    "invoices",
-    "payments",
-    "usage",
-    "offers",
-    "adoptions",
-    "plans",
-    "addons",
-)
+RAW_TABLES = (*catalog.EVENT_TABLES, *catalog.CATALOG_TABLES)  # cards/trials: not validated yet
 FEATURE_SUITE = "features"
 LABEL = "churned"
 

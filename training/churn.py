@@ -155,21 +155,35 @@ def _numeric_prep_layer():
     return NumericPrep
 
 
-def build_model(train: pd.DataFrame, spec: FeatureSpec, params: ChurnParams, prior: float):
-    """The Keras model, preprocessing adapted on `train` (never on validation or holdout)."""
+def raw_inputs(spec: FeatureSpec) -> dict[str, Any]:
+    """One Keras input per raw feature column: float32 numerics, string categoricals."""
     import keras
 
     inputs = {n: keras.Input(shape=(1,), name=n, dtype="float32") for n in spec.numeric}
     inputs |= {n: keras.Input(shape=(1,), name=n, dtype="string") for n in spec.categorical}
-    parts = []
-    if spec.numeric:
-        raw = np.column_stack([train[n].to_numpy(np.float32) for n in spec.numeric])
-        fill = np.nan_to_num(np.nanmedian(raw, axis=0), nan=0.0).tolist()
-        prep = _numeric_prep_layer()(fill, [n in spec.log_features for n in spec.numeric])
-        norm = keras.layers.Normalization(axis=-1, name="numeric_norm")
-        norm.adapt(np.asarray(prep(raw)))
-        stacked = keras.layers.Concatenate(name="numeric")([inputs[n] for n in spec.numeric])
-        parts.append(norm(prep(stacked)))
+    return inputs
+
+
+def numeric_block(train: pd.DataFrame, spec: FeatureSpec, inputs: dict[str, Any]) -> Any:
+    """The numeric inputs median-filled, log1p'd where heavy-tailed and normalised, with every
+    statistic adapted on `train` (shared by the churn model and the recommender)."""
+    import keras
+
+    raw = np.column_stack([train[n].to_numpy(np.float32) for n in spec.numeric])
+    fill = np.nan_to_num(np.nanmedian(raw, axis=0), nan=0.0).tolist()
+    prep = _numeric_prep_layer()(fill, [n in spec.log_features for n in spec.numeric])
+    norm = keras.layers.Normalization(axis=-1, name="numeric_norm")
+    norm.adapt(np.asarray(prep(raw)))
+    stacked = keras.layers.Concatenate(name="numeric")([inputs[n] for n in spec.numeric])
+    return norm(prep(stacked))
+
+
+def build_model(train: pd.DataFrame, spec: FeatureSpec, params: ChurnParams, prior: float):
+    """The Keras model, preprocessing adapted on `train` (never on validation or holdout)."""
+    import keras
+
+    inputs = raw_inputs(spec)
+    parts = [numeric_block(train, spec, inputs)] if spec.numeric else []
     for name in spec.categorical:
         vocab = list(spec.vocabulary[name])
         if params.embedding_dim:

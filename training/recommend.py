@@ -238,18 +238,11 @@ def build_model(train: pd.DataFrame, spec: FeatureSpec, params: RecommendParams)
     """The Keras model; numeric preprocessing adapted on `train` only."""
     import keras
 
-    from training.churn import _numeric_prep_layer  # the churn model's NaN fill + log1p layer
+    from training.churn import numeric_block, raw_inputs  # the churn model's preprocessing
 
-    inputs = {n: keras.Input(shape=(1,), name=n, dtype="float32") for n in spec.numeric}
-    inputs |= {n: keras.Input(shape=(1,), name=n, dtype="string") for n in spec.categorical}
+    inputs = raw_inputs(spec)
     mask = keras.Input(shape=(len(rd.ACTIONS),), name=MASK, dtype="float32")
-    raw = np.column_stack([train[n].to_numpy(np.float32) for n in spec.numeric])
-    fill = np.nan_to_num(np.nanmedian(raw, axis=0), nan=0.0).tolist()
-    prep = _numeric_prep_layer()(fill, [n in spec.log_features for n in spec.numeric])
-    norm = keras.layers.Normalization(axis=-1, name="numeric_norm")
-    norm.adapt(np.asarray(prep(raw)))
-    stacked = keras.layers.Concatenate(name="numeric")([inputs[n] for n in spec.numeric])
-    parts = [norm(prep(stacked))]
+    parts = [numeric_block(train, spec, inputs)]
     for name in spec.categorical:
         lookup = keras.layers.StringLookup(
             vocabulary=list(spec.vocabulary[name]), output_mode="one_hot", name=f"{name}_onehot"

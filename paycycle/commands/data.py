@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
 
 from paycycle import config
+from paycycle.commands import row_counts
 from paycycle.config import SCENARIOS
 
 console = Console(stderr=True)
@@ -58,15 +58,11 @@ def simulate(
             settings.truth_dir,
             progress=lambda done, total: bar.update(task, completed=done),
         )
-    table = Table(
-        title=f"simulated {spec.customers} customers × {spec.months} months "
+    title = (
+        f"simulated {spec.customers} customers × {spec.months} months "
         f"(seed {spec.seed}, {spec.scenario})"
     )
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, rows in sorted(summary.rows.items()):
-        table.add_row(name, f"{rows:,}")
-    Console().print(table)
+    Console().print(row_counts(title, dict(sorted(summary.rows.items()))))
     console.print(f"raw data: {settings.raw_dir}  truth: {settings.truth_dir}")
 
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from paycycle import config
+from paycycle.commands import row_counts
 from paycycle.errors import PayCycleError
 
 console = Console(stderr=True)
@@ -100,12 +100,7 @@ def load(
         finally:
             engine.dispose()
     seconds = time.perf_counter() - started
-    table = Table(title="rows in the store", caption=safe_url(settings.db_url))
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, rows in counts.items():
-        table.add_row(name, f"{rows:,}")
-    Console().print(table)
+    Console().print(row_counts("rows in the store", counts, safe_url(settings.db_url)))
     console.print(f"loaded {source} in {seconds:.1f} s")
 
 
