@@ -4,7 +4,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: install demo test test-fast bench lint format clean
+.PHONY: install demo test test-fast bench browser wrk lint format clean
 
 install: ## create .venv from uv.lock (bootstraps uv if missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -13,14 +13,23 @@ install: ## create .venv from uv.lock (bootstraps uv if missing)
 demo: install ## run the whole pipeline end to end on embedded defaults
 	.venv/bin/python -m flows.demo
 
-test: install ## run the whole test suite
+test: install browser ## run the whole test suite
 	.venv/bin/python -m pytest
 
 test-fast: install
 	.venv/bin/python -m pytest -m "not slow"
 
-bench: install ## run every benchmark, write benchmarks/results/*.json, refresh the README table
+bench: install wrk ## run every benchmark, write benchmarks/results/*.json, refresh the README table
 	.venv/bin/python -m benchmarks.run_all
+
+browser: ## headless Chromium for the drift-report rendering test (best effort: it skips without)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && \
+	    apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } || echo "chromium not installed: its test will skip"
+
+wrk: ## the HTTP load generator bench_serving drives the API with (Debian/Ubuntu package)
+	@command -v wrk >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk; \
+	  else sudo apt-get install -y -qq wrk; fi; } || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 lint: install
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
