@@ -165,8 +165,10 @@ def log_dict(data: Any, name: str) -> None:
     mlflow.log_dict(data, name)
 
 
-def epoch_logger(prefix: str = ""):
-    """A Keras callback logging every epoch's metrics (loss, auc, val_*) to the active run."""
+def epoch_logger(prefix: str = "epoch_"):
+    """A Keras callback logging every epoch's metrics to the active run as `epoch_loss`,
+    `epoch_auc`, `epoch_val_auc`, ... (step = epoch), so the learning curves never share a key
+    with the run's holdout metrics (`auc`, `brier`, ...) that the UI and `search_runs` rank by."""
     import keras
 
     class EpochLogger(keras.callbacks.Callback):
