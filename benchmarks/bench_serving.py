@@ -3,7 +3,9 @@
 Starts `benchmarks.trivial_service:Trivial` and `serving.service:PayCycle` as subprocesses on free
 127.0.0.1 ports, then drives them with `wrk` (its own process; `apt-get install -y wrk`) at
 concurrency 1, 8 and 32: the trivial endpoint, `/churn` with 1 customer and with 100 customers
-per request, interleaved per concurrency level so both see the same machine load.
+per request, and `/churn` on a second PayCycle process with the request log switched off
+(`drift.log_requests: false`), interleaved per concurrency level so all see the same machine load.
+`request_log_overhead` = 1 − throughput with the log ÷ throughput without it.
 
 The champion comes from `--tracking-uri` (an MLflow store with `paycycle-churn@champion`), or, by
 default, a small model trained and registered in a temporary store for this run.
@@ -24,6 +26,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmarks.common import write_result
 from serving.process import free_port, serve, wait_ready
 
@@ -34,6 +38,7 @@ GOALS = {
     "p99_ms_c8": "<= 50",
     "p99_vs_trivial_c32": "<= 1.2",
     "customers_per_s_batch100": ">= 20000",
+    "request_log_overhead": "<= 0.05",
 }
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -81,6 +86,24 @@ def wrk(url: str, body_path: Path, token: str, connections: int, seconds: int) -
     }
 
 
+def project_root(work: Path, name: str, log_requests: bool) -> Path:
+    """A project folder for one service: the repo's params.yaml with request logging on/off
+    (the logged service writes its request log under it, not into the repo)."""
+    root = work / name
+    (root / "data").mkdir(parents=True)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params.setdefault("drift", {})["log_requests"] = log_requests
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def logged_rows(root: Path) -> int:
+    """Rows the logged service wrote to its request log (flushed on shutdown too)."""
+    from monitoring.requests import read_requests
+
+    return len(read_requests(root / "data" / "requests"))
+
+
 def prepare_champion(workdir: Path) -> str:
     """Train a small churn model, register it as champion in a temp store; return its URI."""
     from training.churn import train_small_champion  # the churn helper's seam
@@ -108,12 +131,17 @@ def main() -> None:
         "trivial": json.dumps({"value": 1.0}),
         "churn1": json.dumps({"customers": customers(1)}),
         "churn100": json.dumps({"customers": customers(100)}),
+        "churn1_nolog": json.dumps({"customers": customers(1)}),
     }
     paths = {}
     for name, body in bodies.items():
         paths[name] = work / f"{name}.json"
         paths[name].write_text(body)
-    ports = {"trivial": free_port(), "service": free_port()}
+    ports = {"trivial": free_port(), "service": free_port(), "nolog": free_port()}
+    roots = {
+        "service": project_root(work, "logged", True),
+        "nolog": project_root(work, "nolog", False),
+    }
     results: dict[str, dict[int, dict[str, float]]] = {k: {} for k in bodies}
     load_before = os.getloadavg()[0]
     with ExitStack() as stack:
@@ -121,15 +149,18 @@ def main() -> None:
         for name, target in (
             ("trivial", "benchmarks.trivial_service:Trivial"),
             ("service", "serving.service:PayCycle"),
+            ("nolog", "serving.service:PayCycle"),
         ):
             log = work / f"{name}.log"
-            procs[name] = (stack.enter_context(serve(target, ports[name], env, log)), log)
+            env_one = {**env, "PAYCYCLE_ROOT": str(roots.get(name, work))}
+            procs[name] = (stack.enter_context(serve(target, ports[name], env_one, log)), log)
         for name, (proc, log) in procs.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}", proc, log)
         urls = {
             "trivial": f"http://127.0.0.1:{ports['trivial']}/trivial",
             "churn1": f"http://127.0.0.1:{ports['service']}/churn",
             "churn100": f"http://127.0.0.1:{ports['service']}/churn",
+            "churn1_nolog": f"http://127.0.0.1:{ports['nolog']}/churn",
         }
         for name in bodies:  # warm up connections, caches and traced shapes
             wrk(urls[name], paths[name], token, 8, 2)
@@ -143,6 +174,7 @@ def main() -> None:
                 )
     trivial_rps = max(r["rps"] for r in results["trivial"].values())
     churn_rps = max(r["rps"] for r in results["churn1"].values())
+    nolog_rps = max(r["rps"] for r in results["churn1_nolog"].values())
     metrics: dict[str, float] = {
         "trivial_rps": trivial_rps,
         "churn_rps": churn_rps,
@@ -152,6 +184,9 @@ def main() -> None:
         "trivial_p99_ms_c32": results["trivial"][32]["p99_ms"],
         "p99_vs_trivial_c32": results["churn1"][32]["p99_ms"] / results["trivial"][32]["p99_ms"],
         "customers_per_s_batch100": 100 * max(r["rps"] for r in results["churn100"].values()),
+        "churn_nolog_rps": nolog_rps,
+        "request_log_overhead": 1 - churn_rps / nolog_rps,
+        "logged_rows": logged_rows(roots["service"]),
         "errors": sum(r["errors"] for by_c in results.values() for r in by_c.values()),
     }
     levels = {

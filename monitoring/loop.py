@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pandas as pd
 from monitoring.windows import Window
 from paycycle.config import Settings
 from paycycle.errors import DataError
+
+log = logging.getLogger("paycycle.monitoring")
 
 STATE_FILE = "monitor_state.json"
 
@@ -69,6 +72,8 @@ def run_report(settings: Settings, reference: Window, current: Window, name: str
     Returns:
         JSON-ready summary: `drift`, `verdict`, `reasons`, `html`, `json`, `index`.
     """
+    from mlflow.exceptions import MlflowException
+
     from monitoring.decision import Thresholds, univariate_importance
     from monitoring.drift import drift_report
 
@@ -88,6 +93,11 @@ def run_report(settings: Settings, reference: Window, current: Window, name: str
         sample_rows=p.report_sample_rows,
         extra={"reference_as_of": str(reference.as_of), "current_as_of": str(current.as_of)},
     )
+    try:
+        champion_run = log_to_champion(settings, [result.html_path, result.json_path], name)
+    except (MlflowException, OSError) as exc:  # the report on disk still stands
+        log.warning("drift report not attached to the champion's run: %s", exc)
+        champion_run = None
     return {
         "drift": result.drift,
         "verdict": result.verdict,
@@ -96,7 +106,26 @@ def run_report(settings: Settings, reference: Window, current: Window, name: str
         "html": str(result.html_path),
         "json": str(result.json_path),
         "index": str(result.index_path),
+        "champion_run": champion_run,
     }
+
+
+def log_to_champion(settings: Settings, paths: list[Path], name: str) -> str | None:
+    """Attach a report to the churn champion's training run (artifacts `drift/<name>/`), so the
+    MLflow UI shows a model's drift history next to its metrics. Returns the run id, or None
+    when there is no champion yet (the report stands alone under reports/)."""
+    from training import tracking
+
+    version = tracking.alias_version(settings, tracking.CHURN_MODEL, "champion")
+    if version is None:
+        return None
+    client = tracking.client(settings)
+    run_id = client.get_model_version(tracking.CHURN_MODEL, version).run_id
+    if not run_id:
+        return None
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path=f"drift/{name}")
+    return run_id
 
 
 def _state_path(settings: Settings) -> Path:

@@ -80,8 +80,13 @@ class TuningParams(Section):
     study: str = "paycycle-churn"
     trials: int = Field(12, gt=0)
     epochs: int = Field(8, gt=0)
-    startup_trials: int = Field(4, ge=0)
-    warmup_epochs: int = Field(2, ge=0)
+    startup_trials: int = Field(4, ge=0)  # random trials before TPE (and before median pruning)
+    warmup_epochs: int = Field(2, ge=0)  # epochs every trial runs before it may be pruned
+    # median: below the median of earlier trials at the same epoch; asha: successive halving,
+    # rungs at (warmup_epochs or 1) x reduction_factor^k epochs, keeps the top 1/reduction_factor;
+    # hyperband: several successive-halving brackets from (warmup_epochs or 1) to `epochs`
+    pruner: Literal["median", "asha", "hyperband"] = "asha"
+    reduction_factor: int = Field(3, ge=2)
     heartbeat_interval: int = Field(5, gt=0)
     grace_period: int = Field(20, gt=0)
     max_retry: int = Field(2, ge=0)
@@ -207,6 +212,8 @@ class DriftParams(Section):
     cooldown_days: int = Field(7, ge=0)  # minimum days between drift-triggered retrains
     reports_dir: Path = Path("reports")
     requests_dir: Path = Path("data/requests")
+    log_requests: bool = True  # the service logs /churn inputs + predictions for the monitor
+    log_flush_rows: int = Field(10_000, ge=1)  # one Parquet file per this many logged customers
     reload_timeout_s: float = Field(30.0, gt=0)
 
 

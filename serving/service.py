@@ -34,6 +34,7 @@ import bentoml
 import numpy as np
 from starlette.responses import Response
 
+from monitoring.requests import RequestLogger
 from paycycle.errors import DataError
 from serving.cancel import CancelIntentResult, CancelReason, CustomerId
 from serving.guard import Guard
@@ -75,6 +76,7 @@ class PayCycle:
         self._reload_lock = asyncio.Lock()
         self._models = ModelSet()
         self._models = self._load()
+        self._requests = _request_logger(self.settings)
         # TF and the models are millions of long-lived objects: keep them out of the cyclic GC's
         # scans, which otherwise stall a request every few thousand (p99 spikes of ~100 ms).
         gc.collect()
@@ -84,6 +86,11 @@ class PayCycle:
         from serving.models import load_models
 
         return load_models(self.settings, self._executor)
+
+    @bentoml.on_shutdown
+    def _flush_request_log(self) -> None:
+        if self._requests is not None:
+            self._requests.close()
 
     @bentoml.on_startup
     def _install_sighup(self) -> None:
@@ -149,6 +156,8 @@ class PayCycle:
         if not np.isfinite(probs).all():
             return _not_finite(probs)
         version = model.version
+        if self._requests is not None:  # for the drift monitor: one list append here
+            self._requests.log_scored(customers, probs, version)
         return _json(
             [
                 {
@@ -265,6 +274,14 @@ def _data_error(exc: DataError) -> Response:
     message = str(exc)
     field = message.split(":", 1)[0] if ":" in message else "customers"
     return _json({"error": message, "detail": [{"loc": ["customers", field], "msg": message}]}, 422)
+
+
+def _request_logger(settings) -> RequestLogger | None:
+    """The /churn request log the monitor reads (`drift.requests_dir`), unless switched off."""
+    drift = settings.params.drift
+    if not drift.log_requests:
+        return None
+    return RequestLogger(settings.path(drift.requests_dir), drift.log_flush_rows)
 
 
 def _configure_tensorflow(threads: int) -> None:

@@ -29,6 +29,7 @@ MODEL_ARTIFACT = "model"
 LOADER_TAG = "paycycle.loader"  # "module:function" that turns the artifact dir into a scorer
 ARTIFACT_TAG = "paycycle.artifact"  # path of that dir inside the model version's artifacts
 PARENT_TAG = "mlflow.parentRunId"
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def configure(settings: Settings) -> str:
@@ -37,8 +38,17 @@ def configure(settings: Settings) -> str:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = settings.tracking_uri
+    # MLflow 3 also writes these URIs into os.environ, where the next `config.load()` in this
+    # process would take them as configuration (a project's registry leaking into another's):
+    # keep the environment as it was; subprocesses get the URI passed explicitly.
+    saved = {key: os.environ.get(key) for key in _URI_ENV}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return uri
 
 

@@ -34,3 +34,27 @@ def test_logger_buffers_and_flushes_once_per_batch(tmp_path: Path) -> None:
 
 def test_read_empty_dir(tmp_path: Path) -> None:
     assert read_requests(tmp_path / "nothing").empty
+
+
+def test_scored_requests_are_logged_as_the_monitor_reads_them(tmp_path: Path) -> None:
+    """The service's path: validated customers + probabilities, written by a background thread
+    once `max_rows` is reached, read back with every feature column the drift window needs."""
+    import numpy as np
+
+    from features.schema import COLUMNS
+    from serving.schemas import Customer
+
+    logger = RequestLogger(tmp_path, max_rows=4)
+    batch = [
+        Customer(customer_id=f"c{i}", subscription_duration=i, failed_payments=0, usage_pattern=50)
+        for i in range(3)
+    ]
+    logger.log_scored(batch, np.array([0.1, 0.2, 0.3]), "7")
+    assert read_requests(tmp_path).empty  # below max_rows: nothing written yet
+    logger.log_scored(batch[:1], np.array([0.4]), "7")  # reaches 4 rows: written in background
+    logger.close()
+    out = read_requests(tmp_path)
+    assert len(out) == 4 and set(COLUMNS) <= set(out.columns)
+    assert out["churn_probability"].tolist() == [0.1, 0.2, 0.3, 0.4]
+    assert set(out["model_version"]) == {"7"} and out["customer_id"].tolist()[:2] == ["c0", "c1"]
+    assert out["subscription_duration"].tolist()[:3] == [0.0, 1.0, 2.0]

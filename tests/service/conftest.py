@@ -92,6 +92,7 @@ def api(serving_store: tuple[str, Path]) -> Iterator[Api]:
         "PAYCYCLE_API_TOKEN": token,
         "MLFLOW_TRACKING_URI": uri,
         "BENTOML_HOME": str(work / "bentoml"),
+        "PAYCYCLE_ROOT": str(work),  # its params.yaml; the request log goes under work/data
     }
     log = work / "service.log"
     with serve("serving.service:PayCycle", port, env, log) as proc:

@@ -7,6 +7,8 @@ Runs on the service fixture's own project (its registry, feature table and repor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -37,6 +39,10 @@ def test_usage_drop_retrains_and_the_service_follows_baseline_does_nothing(
 
     quiet = monitor_and_retrain(scenario="baseline", customers=3_000, seed=2024, root=root)
     assert not quiet["drift"] and quiet["action"] == "none", quiet
+    champion_run = tracking.client(settings).get_model_version(CHURN_MODEL, before).run_id
+    assert quiet["champion_run"] == champion_run  # the report is on the champion's run too
+    logged = tracking.client(settings).list_artifacts(champion_run, "drift")
+    assert any(Path(quiet["html"]).stem in a.path for a in logged), logged
     after_quiet = tracking.client(settings).search_model_versions(f"name='{CHURN_MODEL}'")
     assert len(after_quiet) == versions_before  # nothing trained
     assert _served_churn_version(api) == before
