@@ -1,10 +1,14 @@
 """Optuna search for the churn model: TPE, per-epoch pruning, many worker processes, one study.
 
 Trials optimise the validation AUC of `train_churn` on the training snapshots (the holdout
-stays untouched for the final model). A small Keras callback reports `val_auc` after every epoch
-so the median pruner can stop poor trials early. The study lives in an RDB storage — SQLite in
-the project by default, PostgreSQL via `PAYCYCLE_OPTUNA_STORAGE` — with heartbeats: a worker that
-dies mid-trial stops beating, the next trial start in any worker marks its trial FAILED and
+stays untouched for the final model). A small Keras callback reports the best `val_auc` so far
+after every epoch — the value the trial would return if it stopped there, so it is monotone, less
+noisy than the raw per-epoch AUC and its last report equals the objective — and the pruner
+(`tuning.pruner`: successive halving by default, median or Hyperband) stops poor trials early.
+Each trial starts with `keras.backend.clear_session()`, which also runs the one full garbage
+collection per trial. The study lives in an RDB storage — SQLite in the project by default,
+PostgreSQL via `PAYCYCLE_OPTUNA_STORAGE` — with heartbeats: a worker that dies mid-trial stops
+beating, the next trial start in any worker marks its trial FAILED and
 `RetryFailedTrialCallback` enqueues it again. `MaxTrialsCallback` makes all workers together
 stop at the trial budget (completed + pruned). Each trial is an MLflow child run of the tuning
 run. `tune(..., workers=N)` runs N worker processes (`paycycle tune-worker`) and replaces any
@@ -61,18 +65,43 @@ def make_storage(url: str, tuning: TuningParams):
     )
 
 
-def create_study(storage, name: str, tuning: TuningParams, pruning: bool = True):
-    """Create or load the study: TPE (seeded) + median pruner after `warmup_epochs`."""
+def make_pruner(tuning: TuningParams, epochs: int | None = None):
+    """The `tuning.pruner` over per-epoch steps; no trial is pruned before `warmup_epochs`.
+
+    Args:
+        tuning: pruner kind, warm-up and reduction factor.
+        epochs: epochs per trial (Hyperband's maximum resource; default `tuning.epochs`).
+
+    Returns:
+        An Optuna pruner. (No `PatientPruner`: the reported best-so-far never falls, so it would
+        never let a trial be pruned.)
+    """
+    import optuna
+
+    min_resource = max(tuning.warmup_epochs, 1)
+    if tuning.pruner == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=tuning.startup_trials, n_warmup_steps=tuning.warmup_epochs
+        )
+    if tuning.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=min_resource, reduction_factor=tuning.reduction_factor
+        )
+    return optuna.pruners.HyperbandPruner(
+        min_resource=min_resource,
+        max_resource=max(epochs or tuning.epochs, min_resource),
+        reduction_factor=tuning.reduction_factor,
+    )
+
+
+def create_study(
+    storage, name: str, tuning: TuningParams, pruning: bool = True, epochs: int | None = None
+):
+    """Create or load the study: TPE (seeded) + `make_pruner` (or none without `pruning`)."""
     import optuna
 
     sampler = optuna.samplers.TPESampler(seed=tuning.seed, n_startup_trials=tuning.startup_trials)
-    pruner = (
-        optuna.pruners.MedianPruner(
-            n_startup_trials=tuning.startup_trials, n_warmup_steps=tuning.warmup_epochs
-        )
-        if pruning
-        else optuna.pruners.NopPruner()
-    )
+    pruner = make_pruner(tuning, epochs) if pruning else optuna.pruners.NopPruner()
     return optuna.create_study(
         study_name=name,
         storage=storage,
@@ -106,18 +135,26 @@ def params_from_best(base: ChurnParams, best: dict[str, Any]) -> ChurnParams:
 
 
 def pruning_callback(trial, monitor: str = "val_auc"):
-    """Report `monitor` to Optuna after each epoch; raise `TrialPruned` when told to stop."""
+    """Report the best `monitor` so far after each epoch; raise `TrialPruned` when told to stop.
+
+    The best so far (not the epoch's own value) is what the objective returns — the maximum over
+    epochs, the weights `EarlyStopping(restore_best_weights=True)` keeps — so pruners rank trials
+    on the quantity being optimised and one noisy epoch cannot sink a good trial.
+    """
     import keras
     import optuna
 
     class Pruning(keras.callbacks.Callback):
+        best = float("-inf")
+
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             value = (logs or {}).get(monitor)
             if value is None:
                 return
-            trial.report(float(value), step=epoch)
+            self.best = max(self.best, float(value))
+            trial.report(self.best, step=epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} ({monitor}={value:.4f})")
+                raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} ({monitor}={self.best:.4f})")
 
     return Pruning()
 
@@ -137,6 +174,9 @@ def make_objective(
     base = settings.params.churn
 
     def objective(trial: optuna.Trial) -> float:
+        import keras
+
+        keras.backend.clear_session()  # old graphs and layer names, then gc.collect()
         trial.set_user_attr("pid", os.getpid())
         params = suggest_params(trial, base)
         callbacks = [pruning_callback(trial)]
@@ -200,14 +240,14 @@ def run_worker(
     tuning = settings.params.tuning
     if train is None:
         train, _ = split(settings, load_feature_table(settings))
-    study = create_study(make_storage(storage_url, tuning), study_name, tuning, pruning)
+    epochs = epochs or tuning.epochs
+    study = create_study(make_storage(storage_url, tuning), study_name, tuning, pruning, epochs)
     if sum(counts(study)[k] for k in ("complete", "pruned")) >= trials:
         return
-    objective = make_objective(settings, train, epochs or tuning.epochs, parent_run_id, track)
+    objective = make_objective(settings, train, epochs, parent_run_id, track)
     study.optimize(
         objective,
         callbacks=[MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))],
-        gc_after_trial=True,
     )
     optuna.storages.fail_stale_trials(study)
 
@@ -252,7 +292,7 @@ def tune(
         workers: 1 runs in this process; N > 1 starts N `paycycle tune-worker` processes.
         study_name: default `tuning.study`.
         storage_url: default `settings.optuna_url` (SQLite in the project).
-        pruning: median pruning on per-epoch validation AUC.
+        pruning: prune with `tuning.pruner` on per-epoch validation AUC.
         max_restarts: how many dead workers to replace (default `workers`).
 
     Returns:
@@ -269,7 +309,14 @@ def tune(
         settings, f"tune-{study_name}", tags={"optuna_study": study_name}
     ) as run:
         parent = run.info.run_id
-        tracking.log_params({"trials": trials, "workers": workers, "pruning": pruning})
+        tracking.log_params(
+            {
+                "trials": trials,
+                "workers": workers,
+                "pruning": pruning,
+                "pruner": tuning.pruner if pruning else "none",
+            }
+        )
         if workers <= 1:
             run_worker(settings, study_name, url, trials, parent, pruning=pruning)
         else:

@@ -1,4 +1,4 @@
-"""`paycycle tune --workers 2` on one PostgreSQL study, with a worker killed mid-trial."""
+"""`paycycle tune --workers 2` on one PostgreSQL study, with a worker killed mid-trial; pruners."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from paycycle import config
+from paycycle.config import TuningParams
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 TUNING = {
     "study": "t",
     "trials": 4,
@@ -67,6 +67,8 @@ def _finished(study) -> int:
     return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_two_workers_one_killed_mid_trial_still_complete_the_study(root: Path, pg_url: str) -> None:
     """`paycycle tune --workers 2`: SIGKILL one worker mid-trial; the budget is still met."""
     from optuna.trial import TrialState
@@ -108,3 +110,50 @@ def test_two_workers_one_killed_mid_trial_still_complete_the_study(root: Path, p
     parent = runs[runs["tags.mlflow.runName"] == "tune-t"]["run_id"].item()
     children = runs[runs["tags.mlflow.parentRunId"] == parent]
     assert len(children) >= 6
+
+
+@pytest.mark.parametrize("kind", ["median", "asha", "hyperband"])
+def test_each_pruner_stops_a_clearly_worse_trial_only_after_warmup(kind: str) -> None:
+    """`tuning.pruner`: a trial far below six finished ones is pruned, never before warm-up."""
+    import optuna
+
+    from training.tune import create_study
+
+    tuning = TuningParams(pruner=kind, warmup_epochs=2, startup_trials=2, seed=1)
+    study = create_study(optuna.storages.InMemoryStorage(), "p", tuning, epochs=10)
+
+    def objective(trial: optuna.Trial, level: float) -> float:
+        for step in range(10):
+            trial.report(level, step)
+            if trial.should_prune():
+                trial.set_user_attr("pruned_at", step)
+                raise optuna.TrialPruned()
+        return level
+
+    for _ in range(6):
+        study.optimize(lambda t: objective(t, 0.70), n_trials=1)
+    study.optimize(lambda t: objective(t, 0.50), n_trials=1)
+    last = study.trials[-1]
+    assert last.state == optuna.trial.TrialState.PRUNED
+    assert last.user_attrs["pruned_at"] >= tuning.warmup_epochs
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials[:-1])
+
+
+def test_pruning_callback_reports_the_best_val_auc_so_far() -> None:
+    """The pruner sees the running best (what the trial returns), not one noisy epoch."""
+    from training.tune import pruning_callback
+
+    class Trial:
+        reported: list[tuple[int, float]] = []
+
+        def report(self, value: float, step: int) -> None:
+            self.reported.append((step, value))
+
+        def should_prune(self) -> bool:
+            return False
+
+    trial = Trial()
+    callback = pruning_callback(trial)
+    for epoch, auc in enumerate([0.60, 0.70, 0.65, 0.72]):
+        callback.on_epoch_end(epoch, {"val_auc": auc})
+    assert trial.reported == [(0, 0.60), (1, 0.70), (2, 0.70), (3, 0.72)]
