@@ -21,12 +21,17 @@ CustomerId = Annotated[int, Field(ge=1, description="The customer on the cancel 
 _ENGINES: dict[str, Any] = {}
 
 
+# BentoML flattens `X | None` to `X` in a top-level response schema; OpenAPI 3.0's `nullable`
+# keeps the documented contract true for clients and for the schemathesis fuzzer.
+Nullable = Field(json_schema_extra={"nullable": True})
+
+
 class CancelIntentResult(BaseModel):
     intent_id: int
     customer_id: int
     reason: CancelReason
-    offer: str | None
-    offer_months: int | None
+    offer: str | None = Nullable
+    offer_months: int | None = Nullable
     expected_value: float
     holdout: bool
     explanation: str

@@ -16,8 +16,13 @@ ERRORS = {
     "413": "request body too large",
     "415": "body is not application/json",
     "422": "invalid input; `detail[].loc` names the field",
+    "404": "unknown customer; `detail[].loc` names the field",
     "503": "overloaded (max concurrency) or no model loaded",
 }
+
+
+# Routes that look a customer up in the store (BentoML's own 404 schema has a string `detail`).
+NOT_FOUND_PATHS = frozenset({"/cancel-intent"})
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -68,6 +73,8 @@ def complete_spec(service: Any) -> dict[str, Any]:
                 responses["413"] = _json("ErrorBody", ERRORS["413"])
                 responses["415"] = _json("ErrorBody", ERRORS["415"])
                 responses["422"] = _json("ErrorBody", ERRORS["422"])
+            if path in NOT_FOUND_PATHS:
+                responses["404"] = _json("ErrorBody", ERRORS["404"])
     if "/readyz" in paths:
         paths["/readyz"]["get"]["responses"] = {
             "200": _json("Readiness", "models loaded, with their versions"),

@@ -104,7 +104,9 @@ def tune(
         str | None,
         typer.Option(help="Optuna storage URL (default $PAYCYCLE_OPTUNA_STORAGE or optuna.db)."),
     ] = None,
-    pruning: Annotated[bool, typer.Option(help="Median pruning on per-epoch val AUC.")] = True,
+    pruning: Annotated[
+        bool, typer.Option(help="Prune weak trials (params: tuning.pruner) on per-epoch val AUC.")
+    ] = True,
 ) -> None:
     """Optuna search (TPE + pruning) for the churn model; every trial is an MLflow child run."""
     from training.tune import tune as run_tune

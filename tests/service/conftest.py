@@ -55,6 +55,7 @@ def serving_store(
 
     Returns (tracking URI, work folder).
     """
+    from paycycle.store import load_raw, make_engine, upgrade
     from training.offer_pipeline import promote_offers, train_and_log_offers
     from training.rec_pipeline import build_table, promote_recommender, train_and_log
 
@@ -78,7 +79,18 @@ def serving_store(
     train_and_log_offers(settings)
     decision = promote_offers(settings)
     assert decision.promoted, decision.reason
+    store = config.load(root=work, mlflow_tracking_uri=uri, database_url=_store_url(work))
+    upgrade(store)  # /cancel-intent reads customers and records visits in the store
+    engine = make_engine(store.db_url)
+    try:
+        load_raw(engine, store.raw_dir)
+    finally:
+        engine.dispose()
     return uri, work
+
+
+def _store_url(work: Path) -> str:
+    return f"sqlite:///{work / 'store.db'}"
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +105,7 @@ def api(serving_store: tuple[str, Path]) -> Iterator[Api]:
         "MLFLOW_TRACKING_URI": uri,
         "BENTOML_HOME": str(work / "bentoml"),
         "PAYCYCLE_ROOT": str(work),  # its params.yaml; the request log goes under work/data
+        "PAYCYCLE_DATABASE_URL": _store_url(work),
     }
     log = work / "service.log"
     with serve("serving.service:PayCycle", port, env, log) as proc:
