@@ -133,9 +133,9 @@ def prefect_api() -> Iterator[str]:
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
-            from prefect.logging.handlers import APILogHandler
+            from prefect.logging.handlers import APILogWorker
 
-            APILogHandler.flush()  # send the run's logs while the server is still up
+            APILogWorker.drain_all(timeout=5)  # send the run's logs while the server is up
     finally:
         server.stop()
 

@@ -27,6 +27,7 @@ from serving.score_io import (
     upsert_scores,
     write_partition,
 )
+from tests.conftest import PROJECT_ROOT
 
 AS_OF = dt.date(2025, 10, 1)
 
@@ -132,3 +133,37 @@ def test_cli_without_raw_data_names_the_folder(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "data/raw/customers: no Parquet parts found" in proc.stderr
+
+
+TEMP_SERVER_FLOW = """
+from prefect import flow, get_run_logger
+from flows.score import prefect_api
+
+@flow
+def hello() -> str:
+    get_run_logger().info("hello from the flow")
+    return "done"
+
+with prefect_api() as url:
+    print(url, hello())
+"""
+
+
+@pytest.mark.timeout(300)
+def test_without_prefect_api_url_a_temporary_server_runs_the_flow_and_stops(
+    tmp_path: Path,
+) -> None:
+    """`paycycle score` from a plain shell: no PREFECT_API_URL ⇒ one temporary server that
+    the flow and its Dask workers share, its logs flushed before it stops."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", TEMP_SERVER_FLOW],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "done" and "http://127.0.0.1" in done.stdout
