@@ -4,13 +4,16 @@ Starts `benchmarks.trivial_service:Trivial` and `serving.service:PayCycle` as su
 127.0.0.1 ports, then drives them with `wrk` (its own process; `apt-get install -y wrk`) at
 concurrency 1, 8 and 32: the trivial endpoint, `/churn` with 1 customer and with 100 customers
 per request, and `/churn` on a second PayCycle process with the request log switched off
-(`drift.log_requests: false`), interleaved per concurrency level so all see the same machine load.
+(`drift.log_requests: false`), interleaved per concurrency level so all see the same machine load,
+the whole sequence repeated `--rounds` times (medians reported: one 8 s run on a 2-core VM
+varies by ±15%). wrk corrects its percentiles for coordinated omission, so one 100 ms stall
+(a garbage collection, say) shows up in p99: see `serving/traffic.py`.
 `request_log_overhead` = 1 − throughput with the log ÷ throughput without it.
 
 The champion comes from `--tracking-uri` (an MLflow store with `paycycle-churn@champion`), or, by
 default, a small model trained and registered in a temporary store for this run.
 
-    .venv/bin/python -m benchmarks.bench_serving [--seconds 8] [--tracking-uri URI]
+    .venv/bin/python -m benchmarks.bench_serving [--seconds 8] [--rounds 3] [--tracking-uri URI]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import tempfile
 from contextlib import ExitStack
@@ -86,6 +90,12 @@ def wrk(url: str, body_path: Path, token: str, connections: int, seconds: int) -
     }
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per figure, the median over the rounds (errors: the total)."""
+    out = {k: float(statistics.median(r[k] for r in runs)) for k in ("rps", "p50_ms", "p99_ms")}
+    return out | {"errors": sum(r["errors"] for r in runs)}
+
+
 def project_root(work: Path, name: str, log_requests: bool) -> Path:
     """A project folder for one service: the repo's params.yaml with request logging on/off
     (the logged service writes its request log under it, not into the repo)."""
@@ -114,6 +124,9 @@ def prepare_champion(workdir: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="wrk duration per measurement")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="repeat every measurement; report the medians"
+    )
     parser.add_argument("--tracking-uri", help="MLflow store holding paycycle-churn@champion")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -142,7 +155,6 @@ def main() -> None:
         "service": project_root(work, "logged", True),
         "nolog": project_root(work, "nolog", False),
     }
-    results: dict[str, dict[int, dict[str, float]]] = {k: {} for k in bodies}
     load_before = os.getloadavg()[0]
     with ExitStack() as stack:
         procs = {}
@@ -164,14 +176,21 @@ def main() -> None:
         }
         for name in bodies:  # warm up connections, caches and traced shapes
             wrk(urls[name], paths[name], token, 8, 2)
-        for c in CONCURRENCY:
-            for name in bodies:
-                results[name][c] = r = wrk(urls[name], paths[name], token, c, args.seconds)
-                print(
-                    f"{name:9s} c={c:<3d} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
-                    f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}",
-                    flush=True,
-                )
+        runs: dict[str, dict[int, list[dict[str, float]]]] = {k: {} for k in bodies}
+        for round_no in range(args.rounds):
+            for c in CONCURRENCY:
+                for name in bodies:
+                    r = wrk(urls[name], paths[name], token, c, args.seconds)
+                    runs[name].setdefault(c, []).append(r)
+                    print(
+                        f"round {round_no + 1} {name:12s} c={c:<3d} {r['rps']:8.0f} req/s  "
+                        f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                        f"errors {r['errors']}",
+                        flush=True,
+                    )
+        results = {
+            name: {c: median_run(rs) for c, rs in by_c.items()} for name, by_c in runs.items()
+        }
     trivial_rps = max(r["rps"] for r in results["trivial"].values())
     churn_rps = max(r["rps"] for r in results["churn1"].values())
     nolog_rps = max(r["rps"] for r in results["churn1_nolog"].values())
@@ -199,6 +218,8 @@ def main() -> None:
         params={
             "concurrency": list(CONCURRENCY),
             "seconds_per_run": args.seconds,
+            "rounds": args.rounds,
+            "aggregate": "median over rounds of req/s, p50 and p99 per endpoint and level",
             "load_generator": "wrk -t1",
             "throughput": "best req/s over the concurrency levels, same for both endpoints",
             "workers": 1,

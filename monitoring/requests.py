@@ -1,8 +1,9 @@
 """Request log shared by serving (writer) and monitoring (reader): Parquet files under a folder.
 
-The service buffers scored requests in memory and flushes one file per batch
-(`append_requests`), so a request only pays for a list append; the monitor reads every file
-written since a time (`read_requests`). Files are named
+The service's churn batcher hands each scored batch (with the feature columns it built for the
+model) to a `RequestLogger` on the scoring thread, which flushes one file per `max_rows` rows
+(`append_requests`) from a background thread, so a request pays nothing; the monitor reads
+every file written since a time (`read_requests`). Files are named
 ``<dir>/date=YYYY-MM-DD/requests-<UTC microseconds>-<pid>-<n>.parquet`` and written to a
 temporary name then renamed, so a reader never sees half a file.
 """
@@ -13,8 +14,11 @@ import datetime as dt
 import itertools
 import os
 import threading
+import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +31,8 @@ TIME_COLUMN = "logged_at"
 PREDICTION_COLUMN = "churn_probability"
 VERSION_COLUMN = "model_version"
 _counter = itertools.count()
+# customers, predictions, model version, answered at (ns since the epoch), feature columns
+Scored = tuple[Sequence[Any], np.ndarray, str, int, Mapping[str, np.ndarray] | None]
 
 
 def append_requests(frame: pd.DataFrame, directory: Path) -> Path | None:
@@ -57,16 +63,17 @@ class RequestLogger:
     """In-memory buffer that flushes to `append_requests` every `max_rows` rows (or on `flush`).
 
     Thread-safe; `log` only appends a frame to a list under a lock. The service uses
-    `log_scored`, which is cheaper still: it keeps references to the request's validated
-    customers and their probabilities, and the columns are built when a background thread
-    flushes, so a request pays one list append (`benchmarks/bench_serving.py` measures it).
+    `log_scored` from its batcher's scoring thread: it keeps references to the batch's
+    customers, probabilities and the feature columns the model scored, and a background thread
+    concatenates them when it flushes, so a request pays nothing on its own path
+    (`benchmarks/bench_serving.py` measures it).
     """
 
     def __init__(self, directory: Path, max_rows: int = 10_000) -> None:
         self.directory = directory
         self.max_rows = max_rows
         self._frames: list[pd.DataFrame] = []
-        self._scored: list[tuple[list, np.ndarray, str, pd.Timestamp]] = []
+        self._scored: list[Scored] = []
         self._rows = 0
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -80,10 +87,19 @@ class RequestLogger:
             full = self._rows >= self.max_rows
         return self.flush() if full else None
 
-    def log_scored(self, customers: list, probs: np.ndarray, version: str) -> None:
-        """Buffer one scored request; past `max_rows` a background thread writes the file."""
+    def log_scored(
+        self,
+        customers: Sequence[Any],
+        probs: np.ndarray,
+        version: str,
+        columns: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Buffer one scored batch; past `max_rows` a background thread writes the file.
+
+        `columns` are the feature columns the model scored (`serving.batching`'s), when the
+        caller has them: then a flush only concatenates arrays."""
         with self._lock:
-            self._scored.append((customers, probs, version, pd.Timestamp.now(tz="UTC")))
+            self._scored.append((customers, probs, version, time.time_ns(), columns))
             self._rows += len(customers)
             full = self._rows >= self.max_rows
         if full:
@@ -99,7 +115,8 @@ class RequestLogger:
         with self._lock:
             frames, self._frames, self._rows = self._frames, [], 0
             scored, self._scored = self._scored, []
-        frames += [_scored_frame(*item) for item in scored]
+        if scored:
+            frames.append(_scored_frame(scored))
         if not frames:
             return None
         return append_requests(pd.concat(frames, ignore_index=True), self.directory)
@@ -111,17 +128,25 @@ class RequestLogger:
         self.flush()
 
 
-def _scored_frame(customers: list, probs: np.ndarray, version: str, at: pd.Timestamp):
-    """One request's customers as feature columns (the serving code's own conversion) plus the
-    prediction, the model version and the time it was answered."""
+def _scored_frame(scored: list[Scored]) -> pd.DataFrame:
+    """Buffered batches as one frame: feature columns plus the prediction, the model version
+    and the time each was answered — one concatenation per column, or one conversion over every
+    buffered customer when some batch came without its columns (never a frame per request)."""
     from serving.batching import customers_to_columns
 
-    frame = pd.DataFrame(customers_to_columns(customers))
+    customers = [c for batch, *_ in scored for c in batch]
+    sizes = [len(batch) for batch, *_ in scored]
+    if all(cols is not None for *_, cols in scored):
+        names = list(scored[0][4])
+        frame = pd.DataFrame({n: np.concatenate([cols[n] for *_, cols in scored]) for n in names})
+    else:
+        frame = pd.DataFrame(customers_to_columns(customers))
     ids = [getattr(c, "customer_id", None) for c in customers]
     frame["customer_id"] = [None if i is None else str(i) for i in ids]
-    frame[PREDICTION_COLUMN] = probs
-    frame[VERSION_COLUMN] = version
-    frame[TIME_COLUMN] = at
+    frame[PREDICTION_COLUMN] = np.concatenate([np.ravel(p) for _, p, *_ in scored])
+    frame[VERSION_COLUMN] = np.repeat([v for _, _, v, *_ in scored], sizes)
+    stamps = np.repeat(np.array([t for _, _, _, t, _ in scored], dtype="int64"), sizes)
+    frame[TIME_COLUMN] = pd.to_datetime(stamps, unit="ns", utc=True)
     return frame
 
 

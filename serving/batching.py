@@ -64,6 +64,10 @@ class MicroBatcher:
         max_items: stop gathering once this many requests are queued.
         to_columns: request items -> the scorer's input, once per batch (default: the churn
             feature columns).
+
+    `observer`, when set, is called on the scoring thread after each model call with the
+    batch's items, its input columns and its output: the service's request log takes the
+    columns already built for the model, so logging costs a request nothing.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class MicroBatcher:
         self._max_items = max_items
         self._pending: deque[tuple[Sequence[Any], asyncio.Future[np.ndarray]]] = deque()
         self._running = False
+        self.observer: Callable[[Sequence[Any], Any, np.ndarray], None] | None = None
         self.calls = 0
         self.requests = 0
         self.rows = 0
@@ -107,7 +112,11 @@ class MicroBatcher:
 
     def _run(self, batch: list[tuple[Sequence[Any], asyncio.Future[np.ndarray]]]) -> np.ndarray:
         customers = batch[0][0] if len(batch) == 1 else [c for part, _ in batch for c in part]
-        return np.asarray(self._score(self._to_columns(customers)))
+        columns = self._to_columns(customers)
+        out = np.asarray(self._score(columns))
+        if self.observer is not None:
+            self.observer(customers, columns, out)
+        return out
 
     async def _gather(self) -> None:
         """Let requests already inside the server reach the queue before the next call.

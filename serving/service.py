@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import gc
 import json
 import logging
@@ -36,6 +37,7 @@ from starlette.responses import Response
 
 from monitoring.requests import RequestLogger
 from paycycle.errors import DataError
+from serving import traffic
 from serving.cancel import CancelIntentResult, CancelReason, CustomerId
 from serving.guard import Guard
 from serving.schemas import (
@@ -75,17 +77,23 @@ class PayCycle:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         self._reload_lock = asyncio.Lock()
         self._models = ModelSet()
-        self._models = self._load()
         self._requests = _request_logger(self.settings)
+        self._models = self._load()
         # TF and the models are millions of long-lived objects: keep them out of the cyclic GC's
         # scans, which otherwise stall a request every few thousand (p99 spikes of ~100 ms).
         gc.collect()
         gc.freeze()
 
     def _load(self):
+        """Load the champions; the churn batcher hands each scored batch to the request log."""
         from serving.models import load_models
 
-        return load_models(self.settings, self._executor)
+        models = load_models(self.settings, self._executor)
+        if models.churn is not None and self._requests is not None:
+            models.churn.batcher.observer = functools.partial(
+                _log_batch, self._requests, models.churn.version
+            )
+        return models
 
     @bentoml.on_shutdown
     def _flush_request_log(self) -> None:
@@ -155,9 +163,7 @@ class PayCycle:
         probs = await model.batcher.submit(customers)
         if not np.isfinite(probs).all():
             return _not_finite(probs)
-        version = model.version
-        if self._requests is not None:  # for the drift monitor: one list append here
-            self._requests.log_scored(customers, probs, version)
+        version = model.version  # (the batcher already logged the batch for the monitor)
         return _json(
             [
                 {
@@ -276,6 +282,14 @@ def _data_error(exc: DataError) -> Response:
     return _json({"error": message, "detail": [{"loc": ["customers", field], "msg": message}]}, 422)
 
 
+def _log_batch(
+    requests: RequestLogger, version: str, customers: list, columns: dict, probs: np.ndarray
+) -> None:
+    """The churn batcher's observer: every scored batch (from /churn and /offer) with the
+    feature columns it was scored on, for the drift monitor."""
+    requests.log_scored(customers, probs, version, columns)
+
+
 def _request_logger(settings) -> RequestLogger | None:
     """The /churn request log the monitor reads (`drift.requests_dir`), unless switched off."""
     drift = settings.params.drift
@@ -295,3 +309,4 @@ def _configure_tensorflow(threads: int) -> None:
 
 
 PayCycle.add_asgi_middleware(Guard)
+traffic.install()  # BentoML's request timeout, minus its per-request timer leak

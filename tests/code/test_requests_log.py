@@ -58,3 +58,38 @@ def test_scored_requests_are_logged_as_the_monitor_reads_them(tmp_path: Path) ->
     assert out["churn_probability"].tolist() == [0.1, 0.2, 0.3, 0.4]
     assert set(out["model_version"]) == {"7"} and out["customer_id"].tolist()[:2] == ["c0", "c1"]
     assert out["subscription_duration"].tolist()[:3] == [0.0, 1.0, 2.0]
+
+
+def test_batcher_observer_logs_the_scored_columns_like_the_plain_path(tmp_path: Path) -> None:
+    """The service logs from the churn batcher (the columns it already built for the model);
+    the file must hold what converting the customers again would give."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from serving.batching import MicroBatcher
+    from serving.schemas import Customer
+
+    batch = [
+        Customer(
+            customer_id=f"c{i}", subscription_duration=i, failed_payments=i % 2, usage_pattern=40
+        )
+        for i in range(5)
+    ]
+    observed, plain = RequestLogger(tmp_path / "observed"), RequestLogger(tmp_path / "plain")
+    with ThreadPoolExecutor(1) as pool:
+        batcher = MicroBatcher(lambda cols: cols["subscription_duration"] / 10, pool)
+        batcher.observer = lambda items, cols, out: observed.log_scored(items, out, "9", cols)
+
+        async def score() -> list[np.ndarray]:
+            return await asyncio.gather(batcher.submit(batch[:2]), batcher.submit(batch[2:]))
+
+        probs = np.concatenate(asyncio.run(score()))
+    plain.log_scored(batch, probs, "9")
+    observed.close()
+    plain.close()
+    got, want = read_requests(tmp_path / "observed"), read_requests(tmp_path / "plain")
+    assert got["churn_probability"].tolist() == [0.0, 0.1, 0.2, 0.3, 0.4]
+    cols = [c for c in want.columns if c != TIME_COLUMN]
+    pd.testing.assert_frame_equal(got[cols], want[cols])

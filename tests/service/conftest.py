@@ -69,6 +69,7 @@ def serving_store(
     (work / "data").symlink_to(src / "data", target_is_directory=True)
     raw = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     raw["recommend"] |= FAST_RECOMMENDER
+    raw["drift"]["log_flush_rows"] = 5  # the request-log test sees its file within a request
     (work / "params.yaml").write_text(yaml.safe_dump(raw))
     uri = f"sqlite:///{work / 'mlruns.db'}"
     settings = config.load(root=work, mlflow_tracking_uri=uri)

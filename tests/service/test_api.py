@@ -255,3 +255,33 @@ def test_sighup_reloads_the_champion(api) -> None:
             break
         time.sleep(0.5)
     assert api.post("/churn", {"customers": [VALID]}).json()[0]["model_version"] == new
+
+
+def test_scored_requests_reach_the_request_log(api, serving_store) -> None:
+    """What the drift monitor reads: each /churn customer with its features, the probability
+    the service answered and the model version, written off the request path."""
+    from monitoring.requests import read_requests
+
+    _, work = serving_store
+    sent = [
+        {
+            "customer_id": f"log-{i}",
+            "subscription_duration": i,
+            "failed_payments": 1,
+            "usage_pattern": 30 + i,
+        }
+        for i in range(6)
+    ]
+    answer = {row["customer_id"]: row for row in api.post("/churn", {"customers": sent}).json()}
+    deadline = time.monotonic() + 20
+    while True:
+        logged = read_requests(work / "data" / "requests")
+        logged = logged[logged["customer_id"].isin(answer)] if len(logged) else logged
+        if len(logged) == len(sent) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(logged) == len(sent)
+    for row in logged.itertuples():
+        assert row.churn_probability == pytest.approx(answer[row.customer_id]["churn_probability"])
+        assert row.model_version == answer[row.customer_id]["model_version"]
+    assert sorted(logged["usage_pattern"]) == [30.0 + i for i in range(6)]

@@ -1,0 +1,63 @@
+"""BentoML's request timeout, with its timer cancelled when the request is answered.
+
+BentoML 1.4's `TimeoutMiddleware` (`traffic.timeout`) arms `loop.call_later(timeout, ...)` per
+request and never cancels it, so every answered request stays alive for the whole timeout: its
+timer, future and context (with the tracing span) — at 1,500 req/s and a 10 s timeout, ~16k
+requests' worth of objects that each full garbage collection walks. The result is periodic
+collections of 15–120 ms that stall every request in flight (measured with the trivial endpoint:
+raw latency p99 1 ms but max 117 ms in 6 s; with the timer cancelled, no request over 10 ms).
+
+`install()` swaps in `CancellingTimeout`, the same middleware (same 504 body, same semantics:
+the deadline covers the time to the first response message) that cancels its timer as soon as
+the response starts, and also stops waiting when the app ends without answering. The service
+modules call it where they are defined; `tests/code/test_traffic.py` checks both behaviours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bentoml._internal.server.http import traffic
+from starlette.responses import JSONResponse
+
+_ORIGINAL = traffic.TimeoutMiddleware
+
+
+class CancellingTimeout(_ORIGINAL):
+    """`TimeoutMiddleware` whose timer lives only until the response starts."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
+
+        def answered(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+            timer.cancel()
+
+        async def _send(message: Any) -> None:
+            answered()
+            await send(message)
+
+        fut = asyncio.ensure_future(self.app(scope, receive, _send))
+        fut.add_done_callback(answered)  # an app that ends without answering frees us too
+        try:
+            await waiter
+        except TimeoutError:
+            if fut.cancel():
+                body = {"error": f"Not able to process the request in {self.timeout} seconds"}
+                await JSONResponse(body, status_code=504)(scope, receive, send)
+        else:
+            await fut
+        finally:
+            timer.cancel()
+
+
+def install() -> None:
+    """Make BentoML build `CancellingTimeout` wherever it would build `TimeoutMiddleware`
+    (it imports the name from `traffic` when it assembles a service's middleware)."""
+    traffic.TimeoutMiddleware = CancellingTimeout
