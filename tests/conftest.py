@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,22 @@ from paycycle import config
 from paycycle.simulator import SimSpec, simulate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` in a child process as a user would run it; output captured as text."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def env_without_prefect(**extra: str) -> dict[str, str]:
+    """This process's environment minus any PREFECT_* setting (a plain shell), plus `extra`."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | extra
+
+
 PG_ADMIN_URL = os.environ.get(
     "PAYCYCLE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -27,7 +27,7 @@ from serving.score_io import (
     upsert_scores,
     write_partition,
 )
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, env_without_prefect, run_python
 
 AS_OF = dt.date(2025, 10, 1)
 
@@ -155,15 +155,7 @@ def test_without_prefect_api_url_a_temporary_server_runs_the_flow_and_stops(
 ) -> None:
     """`paycycle score` from a plain shell: no PREFECT_API_URL ⇒ one temporary server that
     the flow and its Dask workers share, its logs flushed before it stops."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", TEMP_SERVER_FLOW],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
+    env = env_without_prefect(PREFECT_HOME=str(tmp_path / "prefect"), PYTHONPATH=str(PROJECT_ROOT))
+    done = run_python(["-c", TEMP_SERVER_FLOW], cwd=tmp_path, env=env, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-1] == "done" and "http://127.0.0.1" in done.stdout

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from flows.deploy import SCHEDULES
+from tests.conftest import run_python
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,14 +73,7 @@ def prefect_server(tmp_path: Path):
 def test_deploy_registers_schedules(prefect_server, tmp_path: Path) -> None:
     url, env = prefect_server
     env = {**env, "PREFECT_API_URL": url}
-    done = subprocess.run(
-        [sys.executable, "-m", "paycycle", "deploy"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = run_python(["-m", "paycycle", "deploy"], ROOT, env, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
 
     reader = (

@@ -8,14 +8,12 @@ not recorded, and `python -m flows.pipeline` on the ephemeral server exits clean
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from paycycle import versioning
+from tests.conftest import env_without_prefect, run_python
 from tests.project_copy import make_project
 
 pytestmark = pytest.mark.slow
@@ -66,16 +64,8 @@ def test_flow_records_versions_caches_and_skips_overrides(repo: Path, prefect_ha
 
 def test_module_entry_point_runs_on_ephemeral_server_and_exits_cleanly(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", {"customers": 1_000, "seed": 2})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env |= {"PAYCYCLE_ROOT": str(root), "GX_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.pipeline", "--customers", "800"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = env_without_prefect(PAYCYCLE_ROOT=str(root), GX_ANALYTICS_ENABLED="False")
+    proc = run_python(["-m", "flows.pipeline", "--customers", "800"], root, env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for text in ("raw data:", "features:", "data docs:", "data hash:", "not updated"):
         assert text in proc.stdout
