@@ -53,8 +53,8 @@ from serving.schemas import (
 
 log = logging.getLogger("paycycle.serving")
 
-# Per worker: past MAX_CONCURRENCY requests in flight BentoML answers 503 at once; a request
-# running longer than TIMEOUT_S gets a 504 instead of hanging its client.
+# Per worker: past MAX_CONCURRENCY requests in flight the next one gets 503 at once; a request
+# running longer than TIMEOUT_S gets a 504 instead of hanging its client (serving.traffic).
 TIMEOUT_S = 10
 MAX_CONCURRENCY = 256
 

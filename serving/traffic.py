@@ -9,8 +9,10 @@ raw latency p99 1 ms but max 117 ms in 6 s; with the timer cancelled, no request
 
 `install()` swaps in `CancellingTimeout`, the same middleware (same 504 body, same semantics:
 the deadline covers the time to the first response message) that cancels its timer as soon as
-the response starts, and also stops waiting when the app ends without answering. The service
-modules call it where they are defined; `tests/code/test_traffic.py` checks both behaviours.
+the response starts, and also stops waiting when the app ends without answering. It also swaps
+in `OverloadIs503`: past `traffic.max_concurrency` requests in flight BentoML answers 429; our
+contract (DESIGN.md, the OpenAPI spec) is 503 with a JSON body and `Retry-After`. The service
+modules call it where they are defined; `tests/code/test_traffic.py` checks these behaviours.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bentoml._internal.server.http import traffic
 from starlette.responses import JSONResponse
 
 _ORIGINAL = traffic.TimeoutMiddleware
+_ORIGINAL_LIMIT = traffic.MaxConcurrencyMiddleware
 
 
 class CancellingTimeout(_ORIGINAL):
@@ -57,7 +60,24 @@ class CancellingTimeout(_ORIGINAL):
             timer.cancel()
 
 
+class OverloadIs503(_ORIGINAL_LIMIT):
+    """`MaxConcurrencyMiddleware` that refuses the request past the limit with 503."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] in ("http", "websocket")
+            and scope["path"] not in self.skip_paths
+            and self._semaphore.locked()
+        ):
+            body = {"error": "overloaded: too many requests in flight; retry shortly", "detail": []}
+            headers = {"Retry-After": "1"}
+            await JSONResponse(body, status_code=503, headers=headers)(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def install() -> None:
-    """Make BentoML build `CancellingTimeout` wherever it would build `TimeoutMiddleware`
-    (it imports the name from `traffic` when it assembles a service's middleware)."""
+    """Make BentoML build our two traffic middlewares wherever it would build its own (it
+    imports the names from `traffic` when it assembles a service's middleware)."""
     traffic.TimeoutMiddleware = CancellingTimeout
+    traffic.MaxConcurrencyMiddleware = OverloadIs503

@@ -71,3 +71,26 @@ def test_an_app_that_ends_without_answering_does_not_wait_for_the_deadline() -> 
         return loop.time() - start
 
     assert asyncio.run(run()) < 1
+
+
+def test_past_max_concurrency_the_next_request_gets_503_not_429() -> None:
+    from serving.traffic import OverloadIs503
+
+    async def run() -> tuple[int, int]:
+        release = asyncio.Event()
+
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            await release.wait()
+            await _ok(scope, receive, send)
+
+        middleware = OverloadIs503(held, max_concurrency=1)
+        first_sent, first_send = _recorder()
+        first = asyncio.ensure_future(middleware(SCOPE, _receive, first_send))
+        await asyncio.sleep(0)  # the first request holds the only slot
+        second_sent, second_send = _recorder()
+        await middleware(SCOPE, _receive, second_send)
+        release.set()
+        await first
+        return first_sent[0]["status"], second_sent[0]["status"]
+
+    assert asyncio.run(run()) == (200, 503)
