@@ -1,6 +1,8 @@
 """Batch scoring at scale: 1M customers in one process vs. a 2-worker Dask LocalCluster.
 
-Run: `python -m benchmarks.bench_scale [--customers N] [--chunk N]`.
+Run: `python -m benchmarks.bench_scale [--customers N] [--chunk N] [--name NAME]`. The 10M check
+of the 4 GiB-per-worker budget (not in `make bench`: the simulation alone takes ~4.5 min) is
+`--customers 10000000 --name scale_10m`, written to `results/scale_10m.json`.
 
 Simulates `--customers` × 12 months in `--chunk`-customer partitions, trains a small churn
 champion in a temp MLflow store, then scores `as_of` end to end (read partition → features →
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=250_000, help="customers per partition")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--name", default="scale", help="result file: results/<name>.json")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
@@ -145,7 +148,7 @@ def main() -> None:
         "peak_rss_gib_any_worker_any_run": peak_all / 2**30,
     }
     path = write_result(
-        "scale",
+        args.name,
         {
             "customers": args.customers,
             "months": 12,
