@@ -107,11 +107,12 @@ def project_root(work: Path, name: str, log_requests: bool) -> Path:
     return root
 
 
-def logged_rows(root: Path) -> int:
-    """Rows the logged service wrote to its request log (flushed on shutdown too)."""
+def logged(root: Path) -> tuple[int, int]:
+    """Rows and files the logged service wrote to its request log (flushed on shutdown too)."""
     from monitoring.requests import read_requests
 
-    return len(read_requests(root / "data" / "requests"))
+    log_dir = root / "data" / "requests"
+    return len(read_requests(log_dir)), len(list(log_dir.glob("date=*/*.parquet")))
 
 
 def prepare_champion(workdir: Path) -> str:
@@ -143,8 +144,8 @@ def main() -> None:
     bodies = {
         "trivial": json.dumps({"value": 1.0}),
         "churn1": json.dumps({"customers": customers(1)}),
+        "churn1_nolog": json.dumps({"customers": customers(1)}),  # right after its twin
         "churn100": json.dumps({"customers": customers(100)}),
-        "churn1_nolog": json.dumps({"customers": customers(1)}),
     }
     paths = {}
     for name, body in bodies.items():
@@ -194,6 +195,7 @@ def main() -> None:
     trivial_rps = max(r["rps"] for r in results["trivial"].values())
     churn_rps = max(r["rps"] for r in results["churn1"].values())
     nolog_rps = max(r["rps"] for r in results["churn1_nolog"].values())
+    rows_logged, files_logged = logged(roots["service"])
     metrics: dict[str, float] = {
         "trivial_rps": trivial_rps,
         "churn_rps": churn_rps,
@@ -205,7 +207,8 @@ def main() -> None:
         "customers_per_s_batch100": 100 * max(r["rps"] for r in results["churn100"].values()),
         "churn_nolog_rps": nolog_rps,
         "request_log_overhead": 1 - churn_rps / nolog_rps,
-        "logged_rows": logged_rows(roots["service"]),
+        "logged_rows": rows_logged,
+        "logged_files": files_logged,
         "errors": sum(r["errors"] for by_c in results.values() for r in by_c.values()),
     }
     levels = {

@@ -31,8 +31,8 @@ TIME_COLUMN = "logged_at"
 PREDICTION_COLUMN = "churn_probability"
 VERSION_COLUMN = "model_version"
 _counter = itertools.count()
-# customers, predictions, model version, answered at (ns since the epoch), feature columns
-Scored = tuple[Sequence[Any], np.ndarray, str, int, Mapping[str, np.ndarray] | None]
+# customer ids, predictions, model version, answered at (ns since the epoch), feature columns
+Scored = tuple[list[str | None], np.ndarray, str, int, Mapping[str, np.ndarray]]
 
 
 def append_requests(frame: pd.DataFrame, directory: Path) -> Path | None:
@@ -63,8 +63,8 @@ class RequestLogger:
     """In-memory buffer that flushes to `append_requests` every `max_rows` rows (or on `flush`).
 
     Thread-safe; `log` only appends a frame to a list under a lock. The service uses
-    `log_scored` from its batcher's scoring thread: it keeps references to the batch's
-    customers, probabilities and the feature columns the model scored, and a background thread
+    `log_scored` from its batcher's scoring thread: it keeps the batch's customer ids,
+    probabilities and the feature columns the model scored, and a background thread
     concatenates them when it flushes, so a request pays nothing on its own path
     (`benchmarks/bench_serving.py` measures it).
     """
@@ -77,6 +77,7 @@ class RequestLogger:
         self._rows = 0
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._queued = False  # a background flush is already on its way
 
     def log(self, frame: pd.DataFrame) -> Path | None:
         """Buffer a batch; flush when the buffer reaches `max_rows`."""
@@ -96,13 +97,22 @@ class RequestLogger:
     ) -> None:
         """Buffer one scored batch; past `max_rows` a background thread writes the file.
 
-        `columns` are the feature columns the model scored (`serving.batching`'s), when the
-        caller has them: then a flush only concatenates arrays."""
+        `columns` are the feature columns the model scored (`serving.batching`'s); without them
+        they are built here. Only ids, numbers and arrays are kept, not the request objects, so
+        the buffer adds nothing for the garbage collector to walk."""
+        if columns is None:
+            from serving.batching import customers_to_columns
+
+            columns = customers_to_columns(customers)
+        ids = [
+            None if (i := getattr(c, "customer_id", None)) is None else str(i) for c in customers
+        ]
         with self._lock:
-            self._scored.append((customers, probs, version, time.time_ns(), columns))
-            self._rows += len(customers)
-            full = self._rows >= self.max_rows
-        if full:
+            self._scored.append((ids, probs, version, time.time_ns(), columns))
+            self._rows += len(ids)
+            full = self._rows >= self.max_rows and not self._queued
+            self._queued = self._queued or full
+        if full:  # one flush in flight at a time: no flood of tiny files under load
             self._writer().submit(self.flush)
 
     def _writer(self) -> ThreadPoolExecutor:
@@ -115,6 +125,7 @@ class RequestLogger:
         with self._lock:
             frames, self._frames, self._rows = self._frames, [], 0
             scored, self._scored = self._scored, []
+            self._queued = False
         if scored:
             frames.append(_scored_frame(scored))
         if not frames:
@@ -128,21 +139,17 @@ class RequestLogger:
         self.flush()
 
 
-def _scored_frame(scored: list[Scored]) -> pd.DataFrame:
-    """Buffered batches as one frame: feature columns plus the prediction, the model version
-    and the time each was answered — one concatenation per column, or one conversion over every
-    buffered customer when some batch came without its columns (never a frame per request)."""
-    from serving.batching import customers_to_columns
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
-    customers = [c for batch, *_ in scored for c in batch]
-    sizes = [len(batch) for batch, *_ in scored]
-    if all(cols is not None for *_, cols in scored):
-        names = list(scored[0][4])
-        frame = pd.DataFrame({n: np.concatenate([cols[n] for *_, cols in scored]) for n in names})
-    else:
-        frame = pd.DataFrame(customers_to_columns(customers))
-    ids = [getattr(c, "customer_id", None) for c in customers]
-    frame["customer_id"] = [None if i is None else str(i) for i in ids]
+
+def _scored_frame(scored: list[Scored]) -> pd.DataFrame:
+    """Buffered batches as one frame, one concatenation per column: the feature columns, the
+    customer id, the prediction, the model version and the time each batch was answered."""
+    sizes = [len(ids) for ids, *_ in scored]
+    names = list(scored[0][4])
+    frame = pd.DataFrame({n: np.concatenate([cols[n] for *_, cols in scored]) for n in names})
+    frame["customer_id"] = [i for ids, *_ in scored for i in ids]
     frame[PREDICTION_COLUMN] = np.concatenate([np.ravel(p) for _, p, *_ in scored])
     frame[VERSION_COLUMN] = np.repeat([v for _, _, v, *_ in scored], sizes)
     stamps = np.repeat(np.array([t for _, _, _, t, _ in scored], dtype="int64"), sizes)
