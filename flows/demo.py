@@ -110,17 +110,12 @@ def run_training(demo: Demo, trials: int) -> str:
 
 def run_store_and_scores(demo: Demo) -> str:
     from paycycle import config
-    from paycycle.store import load_raw, make_engine, safe_url, upgrade
+    from paycycle.store import migrate_and_load, safe_url
     from serving.batch import score_all
     from training.offer_pipeline import decide_month
 
     settings = config.load(root=demo.root)
-    upgrade(settings)
-    engine = make_engine(settings.db_url)
-    try:
-        rows = sum(load_raw(engine, settings.raw_dir).values())
-    finally:
-        engine.dispose()
+    rows = sum(migrate_and_load(settings).values())
     month = decide_month(settings)
     scored = sum(r.rows for r in score_all(settings, month.as_of))
     demo.drift["as_of"] = month.as_of

@@ -104,9 +104,7 @@ class RequestLogger:
             from serving.batching import customers_to_columns
 
             columns = customers_to_columns(customers)
-        ids = [
-            None if (i := getattr(c, "customer_id", None)) is None else str(i) for c in customers
-        ]
+        ids = [_text(getattr(c, "customer_id", None)) for c in customers]
         with self._lock:
             self._scored.append((ids, probs, version, time.time_ns(), columns))
             self._rows += len(ids)

@@ -430,3 +430,13 @@ def load_raw(
     from paycycle.loader import load_raw as _load_raw
 
     return _load_raw(engine, raw_dir, progress)
+
+
+def migrate_and_load(settings: Settings) -> dict[str, int]:
+    """Bring the project's store to the head migration and load its raw tables into it."""
+    upgrade(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        return load_raw(engine, settings.raw_dir)
+    finally:
+        engine.dispose()

@@ -55,7 +55,7 @@ def serving_store(
 
     Returns (tracking URI, work folder).
     """
-    from paycycle.store import load_raw, make_engine, upgrade
+    from paycycle.store import migrate_and_load
     from training.offer_pipeline import promote_offers, train_and_log_offers
     from training.rec_pipeline import build_table, promote_recommender, train_and_log
 
@@ -81,12 +81,7 @@ def serving_store(
     decision = promote_offers(settings)
     assert decision.promoted, decision.reason
     store = config.load(root=work, mlflow_tracking_uri=uri, database_url=_store_url(work))
-    upgrade(store)  # /cancel-intent reads customers and records visits in the store
-    engine = make_engine(store.db_url)
-    try:
-        load_raw(engine, store.raw_dir)
-    finally:
-        engine.dispose()
+    migrate_and_load(store)  # /cancel-intent reads customers and records visits in the store
     return uri, work
 
 
