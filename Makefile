@@ -31,8 +31,8 @@ wrk: ## the HTTP load generator bench_serving drives the API with (Debian/Ubuntu
 	@command -v wrk >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk; \
 	  else sudo apt-get install -y -qq wrk; fi; } || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-lint: install
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint: install ## ruff (style) and import-linter (who may import whom: ../shared/ARCHITECTURE.md)
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
 
 format: install
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

@@ -22,11 +22,12 @@ def main() -> None:
 
     from features.build import attach_oracle
     from features.table import snapshot_dates, write_feature_table
+    from inference.churn import load_scorer
     from paycycle import config
     from paycycle.simulator import SimSpec, simulate
-    from training.behaviour import seed_frame
-    from training.churn import export_churn, load_scorer, split_holdout, train_churn
-    from training.evaluate import evaluate_churn
+    from training.churn.behaviour import seed_frame
+    from training.churn.evaluate import evaluate_churn
+    from training.churn.model import export_churn, split_holdout, train_churn
 
     settings = config.load()
     d, fp, params = settings.params.data, settings.params.features, settings.params.churn

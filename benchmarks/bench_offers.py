@@ -1,12 +1,12 @@
 """Offer policy vs baselines: realised net retained revenue on a simulated holdout with truth.
 
 Run: `python -m benchmarks.bench_offers [--customers 20000] [--budget 10000]`. Simulates; trains
-the churn model (`training.churn`, `params.yaml` defaults) on the monthly snapshots before the
+the churn model (`training.churn.model`, `params.yaml` defaults) on the monthly snapshots before the
 decision date (the last simulated month); learns P(accept) from the offers logged before it and
 the retention effect from the offer months whose effect window closed; decides offers for every
 customer at risk on the decision date under the budget; and scores the policy, no offers,
 `discount_20` above 0.5 churn probability and random offers at the same budget with the truth's
-hazard, acceptance probabilities and hazard multipliers (`training.offer_eval`).
+hazard, acceptance probabilities and hazard multipliers (`training.offers.evaluate`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ def main() -> None:
 
     from features.build import build_features, load_events
     from features.table import snapshot_dates, write_feature_table
+    from inference.churn import load_scorer
     from paycycle import config
     from paycycle.simulator import SimSpec, month_starts, simulate
-    from training.churn import export_churn, load_scorer, train_churn
-    from training.offer_eval import compare_policies, load_truth
-    from training.offers import fit_offer_policy
+    from training.churn.model import export_churn, train_churn
+    from training.offers.evaluate import compare_policies, load_truth
+    from training.offers.learning import fit_offer_policy
 
     settings = config.load()
     d, fp, op = settings.params.data, settings.params.features, settings.params.offers

@@ -27,8 +27,8 @@ def main() -> None:
     from features.build import load_events
     from paycycle import config
     from paycycle.simulator import SimSpec, simulate
-    from training import rec_data as rd
-    from training.rec_pipeline import train_and_log
+    from training.recommender import data as rd
+    from training.recommender.pipeline import train_and_log
 
     settings = config.load()
     d, params = settings.params.data, settings.params.recommend

@@ -8,7 +8,7 @@ Simulates `--customers` × 12 months in `--chunk`-customer partitions, trains a 
 champion in a temp MLflow store, then scores `as_of` end to end (read partition → features →
 compiled model → Parquet) twice:
 
-* `local`: `serving.batch.score_all` in this process (models warm, TF on `scoring.tf_threads`);
+* `local`: `inference.batch.score_all` in this process (models warm, TF on `scoring.tf_threads`);
 * `cluster`: the Prefect flow on a `LocalCluster` of 2 single-threaded workers (4 GiB limit each),
   run once cold (workers import TF and load the model) and once warm; the warm run is the figure.
 
@@ -57,14 +57,14 @@ def main() -> None:
         from distributed import LocalCluster
 
         from flows.score import prefect_api, run_batch_score
+        from inference.batch import load_models, resolve_versions, score_all, summarise
+        from inference.score_io import read_scores
         from paycycle import config
         from paycycle.simulator import SimSpec, simulate
-        from serving.batch import load_models, resolve_versions, score_all, summarise
-        from serving.score_io import read_scores
-        from training.churn import train_small_champion
+        from training.churn.pipeline import bootstrap_champion
 
         print("training a small champion ...", flush=True)
-        uri = train_small_champion(work / "champion")
+        uri = bootstrap_champion(work / "champion")
         (work / "project").mkdir()
         (work / "project" / "params.yaml").write_text(
             (Path(__file__).resolve().parent.parent / "params.yaml").read_text()

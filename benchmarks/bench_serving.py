@@ -118,9 +118,9 @@ def logged(root: Path) -> tuple[int, int]:
 
 def prepare_champion(workdir: Path) -> str:
     """Train a small churn model, register it as champion in a temp store; return its URI."""
-    from training.churn import train_small_champion  # the churn helper's seam
+    from training.churn.pipeline import bootstrap_champion
 
-    return train_small_champion(workdir)
+    return bootstrap_champion(workdir)
 
 
 def main() -> None:

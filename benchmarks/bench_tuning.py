@@ -3,7 +3,7 @@
 Run: `python -m benchmarks.bench_tuning [--customers 3000 --trials 24 --epochs 30]`. Two studies
 over the same training snapshots — one pruned with `tuning.pruner` (or `--pruner`) on the
 per-epoch validation AUC, one with no pruner — each run `--trials` trials of `--epochs` epochs
-through `training.tune` (`create_study`, `make_objective`); MLflow logging is off so the ratio
+through `training.churn.tune` (`create_study`, `make_objective`); MLflow logging is off so the ratio
 measures tuning alone. `pruning_speedup` = wall time without ÷ with pruning; `best_value_delta` =
 best val AUC without − with pruning (≤ 0.005 means pruning found the same optimum).
 
@@ -49,8 +49,8 @@ def main() -> None:
     from features.table import snapshot_dates, write_feature_table
     from paycycle import config
     from paycycle.simulator import SimSpec, simulate
-    from training.churn import split_holdout, train_churn
-    from training.tune import counts, create_study, make_objective, make_storage
+    from training.churn.model import split_holdout, train_churn
+    from training.churn.tune import counts, create_study, make_objective, make_storage
 
     settings = config.load()
     patience = args.patience

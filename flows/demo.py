@@ -109,10 +109,10 @@ def run_training(demo: Demo, trials: int) -> str:
 
 
 def run_store_and_scores(demo: Demo) -> str:
+    from inference.batch import score_all
+    from inference.monthly_offers import decide_month
     from paycycle import config
     from paycycle.store import migrate_and_load, safe_url
-    from serving.batch import score_all
-    from training.offer_pipeline import decide_month
 
     settings = config.load(root=demo.root)
     rows = sum(migrate_and_load(settings).values())
@@ -128,7 +128,7 @@ def run_store_and_scores(demo: Demo) -> str:
 def score_seed_customers(demo: Demo) -> str:
     import httpx
 
-    from serving.smoke import SEED_CUSTOMERS
+    from inference.smoke import SEED_CUSTOMERS
 
     auth = {"Authorization": f"Bearer {demo.token}"}
     customers = [{"customer_id": f"seed-{i}", **c} for i, c in enumerate(SEED_CUSTOMERS, 1)]

@@ -1,7 +1,7 @@
 """The data pipeline as a Prefect 3 flow: simulate → version (DVC) → validate (GE) → features.
 
 Tasks wrap the plain functions of `paycycle.simulator`, `paycycle.versioning`,
-`paycycle.validation` and `features.table`; the flow only wires them. The DVC md5 of `data/raw`
+`features.validation` and `features.table`; the flow only wires them. The DVC md5 of `data/raw`
 flows downstream: validation and features are cached by it (a re-run on the same data skips
 them), and it is returned so training runs can tag the data version they used.
 
@@ -24,7 +24,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from paycycle import config, validation, versioning
+from features import validation
+from paycycle import config, versioning
 from paycycle.config import Settings
 from paycycle.errors import DataError
 from paycycle.simulator import SimSpec
@@ -242,7 +243,7 @@ def print_result(result: dict[str, Any], console: Any) -> None:
 if __name__ == "__main__":  # the same options and error handling as `paycycle pipeline`
     import sys
 
-    from paycycle.cli import run as run_cli
+    from cli.app import run as run_cli
 
     sys.argv = ["paycycle", "pipeline", *sys.argv[1:]]
     run_cli()

@@ -3,7 +3,7 @@
 `run_batch_score` picks the task runner: `prefect_dask.DaskTaskRunner` connected to
 `PAYCYCLE_DASK_ADDRESS` (`settings.dask_address`, e.g. the compose `dask-scheduler`) when set,
 else a temporary `LocalCluster` sized by `params.yaml` `scoring:` (one single-threaded worker
-per core, `memory_limit` each). Each task calls `serving.batch.score_partition`, the same
+per core, `memory_limit` each). Each task calls `inference.batch.score_partition`, the same
 function the single-process path loops over, so both give the same rows.
 
 Failures: a worker that dies mid-partition makes Dask reschedule the partition on another
@@ -40,7 +40,7 @@ def score_partition_task(
     """Features + scores for one partition, written to Parquet (and the store)."""
     from dataclasses import asdict
 
-    from serving.batch import score_partition
+    from inference.batch import score_partition
 
     result = score_partition(settings, part, as_of, versions, Path(out_dir), store)
     print(f"{part}: {result.rows} customers in {result.seconds:.1f}s (pid {result.pid})")
@@ -63,11 +63,11 @@ def batch_score(
         root: project root (default: the installed project / `$PAYCYCLE_ROOT`).
 
     Returns:
-        `serving.batch.summarise` of the run (rows, partitions, customers/min, peak RSS).
+        `inference.batch.summarise` of the run (rows, partitions, customers/min, peak RSS).
     """
+    from inference.batch import PartResult, resolve_versions, summarise
+    from inference.score_io import check_store, clear_stale, list_partitions
     from paycycle import config
-    from serving.batch import PartResult, resolve_versions, summarise
-    from serving.score_io import check_store, clear_stale, list_partitions
 
     start = time.perf_counter()
     settings = config.load(root=root) if root else config.load()

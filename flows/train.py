@@ -23,7 +23,7 @@ from paycycle.config import Settings
 @task(retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, log_prints=True)
 def tune_params(settings: Settings, trials: int | None, workers: int) -> dict[str, Any]:
     """Optuna study on the training snapshots; returns the best params."""
-    from training.tune import tune
+    from training.churn.tune import tune
 
     result = tune(settings, trials, workers)
     print(f"best val AUC {result.best_value:.4f} after {result.complete + result.pruned} trials")
@@ -33,8 +33,8 @@ def tune_params(settings: Settings, trials: int | None, workers: int) -> dict[st
 @task(cache_policy=NO_CACHE, log_prints=True)
 def train_best(settings: Settings, best: dict[str, Any], data_hash: str | None) -> dict[str, Any]:
     """Train the best params on all training snapshots, evaluate on the holdout, register."""
-    from training.pipeline import train_from_table
-    from training.tune import params_from_best
+    from training.churn.pipeline import train_from_table
+    from training.churn.tune import params_from_best
 
     params = params_from_best(settings.params.churn, best)
     result = train_from_table(settings, params, data_hash=data_hash)
@@ -49,7 +49,7 @@ def train_best(settings: Settings, best: dict[str, Any], data_hash: str | None) 
 @task(cache_policy=NO_CACHE, log_prints=True)
 def promote(settings: Settings) -> dict[str, Any]:
     """Challenger vs champion by the params.yaml rule; the decision is logged either way."""
-    from training.pipeline import promote_churn
+    from training.churn.pipeline import promote_churn
 
     d = promote_churn(settings)
     print(f"{d.action} version {d.version}: {d.reason}")
@@ -59,7 +59,7 @@ def promote(settings: Settings) -> dict[str, Any]:
 @task(cache_policy=NO_CACHE, log_prints=True)
 def train_recommender(settings: Settings) -> dict[str, Any]:
     """Train the recommender on the raw snapshots, register it, promote it by rule."""
-    from training.rec_pipeline import build_table, promote_recommender, train_and_log
+    from training.recommender.pipeline import build_table, promote_recommender, train_and_log
 
     table = build_table(settings)
     result = train_and_log(settings, table)
@@ -71,7 +71,7 @@ def train_recommender(settings: Settings) -> dict[str, Any]:
 @task(cache_policy=NO_CACHE, log_prints=True)
 def fit_offers(settings: Settings) -> dict[str, Any]:
     """Fit the offer policy on the offer history, register it, promote it by uplift."""
-    from training.offer_pipeline import promote_offers, train_and_log_offers
+    from training.offers.pipeline import promote_offers, train_and_log_offers
 
     result = train_and_log_offers(settings)
     d = promote_offers(settings)

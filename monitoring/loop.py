@@ -114,13 +114,13 @@ def log_to_champion(settings: Settings, paths: list[Path], name: str) -> str | N
     """Attach a report to the churn champion's training run (artifacts `drift/<name>/`), so the
     MLflow UI shows a model's drift history next to its metrics. Returns the run id, or None
     when there is no champion yet (the report stands alone under reports/)."""
-    from training import tracking
+    from inference import registry
 
-    version = tracking.alias_version(settings, tracking.CHURN_MODEL, "champion")
+    version = registry.alias_version(settings, registry.CHURN_MODEL, registry.CHAMPION)
     if version is None:
         return None
-    client = tracking.client(settings)
-    run_id = client.get_model_version(tracking.CHURN_MODEL, version).run_id
+    client = registry.client(settings)
+    run_id = client.get_model_version(registry.CHURN_MODEL, version).run_id
     if not run_id:
         return None
     for path in paths:

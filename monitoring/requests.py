@@ -101,7 +101,7 @@ class RequestLogger:
         they are built here. Only ids, numbers and arrays are kept, not the request objects, so
         the buffer adds nothing for the garbage collector to walk."""
         if columns is None:
-            from serving.batching import customers_to_columns
+            from features.columns import customers_to_columns
 
             columns = customers_to_columns(customers)
         ids = [_text(getattr(c, "customer_id", None)) for c in customers]

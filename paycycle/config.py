@@ -57,7 +57,7 @@ class ServingParams(Section):
 
 
 class ChurnParams(Section):
-    """Churn MLP (`training/churn.py`); Optuna searches around these."""
+    """Churn MLP (`training/churn/model.py`); Optuna searches around these."""
 
     hidden_units: tuple[int, ...] = (64, 32)
     dropout: float = Field(0.3, ge=0, lt=1)
@@ -75,7 +75,7 @@ class ChurnParams(Section):
 
 
 class TuningParams(Section):
-    """Optuna study (`training/tune.py`)."""
+    """Optuna study (`training/churn/tune.py`)."""
 
     study: str = "paycycle-churn"
     trials: int = Field(12, gt=0)
@@ -125,7 +125,7 @@ class NotifyParams(Section):
 
 
 class RecommendParams(Section):
-    """Next-best plan/add-on model (`training/recommend.py`) and its promotion floor."""
+    """Next-best plan/add-on model (`training/recommender/`, `inference/recommender.py`)."""
 
     hidden_units: tuple[int, ...] = (64, 32)
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -145,7 +145,7 @@ class RecommendParams(Section):
 
 
 class OfferParams(Section):
-    """Retention offer policy (`training/offers.py`)."""
+    """Retention offer policy (`inference/offers.py`, fitted in `training/offers/`)."""
 
     budget: float = Field(10_000.0, ge=0)  # USD of offer cost per month
     horizon_months: int = Field(12, ge=1, le=60)  # CLV horizon
@@ -156,7 +156,7 @@ class OfferParams(Section):
 
 
 class ScoringParams(Section):
-    """Batch scoring (`serving/batch.py`, `flows/score.py`) on one process or a Dask cluster."""
+    """Batch scoring (`inference/batch.py`, `flows/score.py`) on one process or a Dask cluster."""
 
     out_dir: Path = Path("data/scores")  # partitions land in <out_dir>/as_of=DATE/
     batch_rows: int = Field(65_536, gt=0)  # rows per compiled model call

@@ -10,47 +10,14 @@ once per batch with NumPy; no pandas on the request path.
 from __future__ import annotations
 
 import asyncio
-import operator
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
 
-from features import schema
-
-Columns = dict[str, np.ndarray]
-
-# Feature names and defaults in schema order (pydantic has already checked types and bounds).
-_NUMERIC = [f.name for f in schema.FEATURES if f.kind == "numeric"]
-_CATEGORICAL = [f.name for f in schema.FEATURES if f.kind != "numeric"]
-_NUMERIC_DEFAULTS = np.array([float(schema.BY_NAME[n].default) for n in _NUMERIC])
-_CATEGORICAL_DEFAULTS = np.array([str(schema.BY_NAME[n].default) for n in _CATEGORICAL], object)
-_get_numeric = operator.attrgetter(*_NUMERIC)
-_get_categorical = operator.attrgetter(*_CATEGORICAL)
-
-
-def customers_to_columns(customers: Sequence[Any]) -> Columns:
-    """Validated customer models (or dicts) -> one array per feature, defaults filled.
-
-    Mirrors `features.schema.to_frame` (the tests check they agree) without its pandas cost:
-    one C-level attribute fetch per customer, then vectorised default filling (an absent
-    number arrives as None -> NaN; the request schema rejects NaN itself).
-    """
-    if customers and isinstance(customers[0], Mapping):
-        num_rows = [tuple(r.get(n) for n in _NUMERIC) for r in customers]
-        cat_rows = [tuple(r.get(n) for n in _CATEGORICAL) for r in customers]
-    else:
-        num_rows = [_get_numeric(c) for c in customers]
-        cat_rows = [_get_categorical(c) for c in customers]
-    x = np.array(num_rows, dtype=np.float64).reshape(len(customers), len(_NUMERIC))
-    x = np.where(np.isnan(x), _NUMERIC_DEFAULTS, x)
-    s = np.array(cat_rows, dtype=object).reshape(len(customers), len(_CATEGORICAL))
-    s = np.where(s == None, _CATEGORICAL_DEFAULTS, s)  # noqa: E711 - elementwise
-    cols: Columns = {name: x[:, i] for i, name in enumerate(_NUMERIC)}
-    cols |= {name: s[:, i] for i, name in enumerate(_CATEGORICAL)}
-    return cols
+from features.columns import customers_to_columns
 
 
 class MicroBatcher:

@@ -3,12 +3,12 @@
 `load_models` builds a complete, immutable `ModelSet` (every model loaded, warmed up and given
 its own batcher) before the service swaps it in, so a reload never exposes a half-loaded set and
 in-flight requests finish on the set they started with. Models are only ever loaded from our
-MLflow registry (`training.registry`), never from a path in a request.
+MLflow registry (`inference.registry`, loader chosen by model name), never from a path in a request.
 
-Three registered models: `paycycle-churn` (compiled two-tensor path, `serving.compiled`),
-`paycycle-recommender` (`training.recommend.Recommender`: its compiled SavedModel signature over
-a batch's profiles) and `paycycle-offers` (`training.offer_artifact.RegisteredOfferPolicy`: the
-fitted policy's logistic coefficients and effect estimates, evaluated with NumPy). Each has its
+Three registered models: `paycycle-churn` (compiled two-tensor path, `inference.compiled`),
+`paycycle-recommender` (`inference.recommender.Recommender`: its compiled SavedModel signature
+over a batch's profiles) and `paycycle-offers` (`inference.offer_artifact.RegisteredOfferPolicy`:
+the fitted policy's logistic coefficients and effect estimates, evaluated with NumPy). Each has its
 own batcher; all share the one scoring thread.
 """
 
@@ -22,22 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from paycycle.config import Settings
-from serving.batching import MicroBatcher, customers_to_columns
-from serving.compiled import Compiled, compile_scorer
-from serving.profiles import (
+from features.columns import customers_to_columns
+from inference.compiled import Compiled, compile_scorer
+from inference.profiles import (
     decide_rows,
     priced_to_inputs,
     recommend_scores,
     recommender_frame,
 )
+from inference.registry import CHAMPION, CHURN_MODEL, OFFERS_MODEL, RECOMMENDER_MODEL
+from paycycle.config import Settings
+from serving.batching import MicroBatcher
 
 log = logging.getLogger(__name__)
 
-CHURN_MODEL = "paycycle-churn"
-RECOMMENDER_MODEL = "paycycle-recommender"
-OFFERS_MODEL = "paycycle-offers"
-CHAMPION = "champion"
 Scorer = Callable[[Any], np.ndarray]
 
 
@@ -68,7 +66,7 @@ class ModelSet:
 
 def warm_up(compiled: Compiled) -> None:
     """Run the compiled path once on one and on three rows before it takes traffic."""
-    from serving.smoke import SEED_CUSTOMERS
+    from inference.smoke import SEED_CUSTOMERS
 
     for rows in (SEED_CUSTOMERS[:1], SEED_CUSTOMERS):
         compiled(customers_to_columns(rows))
@@ -78,16 +76,16 @@ def load_registered(
     name: str, alias: str, settings: Settings
 ) -> tuple[Scorer, str]:  # pragma: no cover - thin seam over training.registry
     """Load `name@alias` from the MLflow registry as a compiled batch scorer and its version."""
-    from training.registry import load_scorer_from_registry
+    from inference.registry import load_scorer
 
-    scorer, version = load_scorer_from_registry(name, alias=alias, settings=settings)
+    scorer, version = load_scorer(name, alias=alias, settings=settings)
     return scorer, str(version)
 
 
 def seed_profiles() -> list[Any]:
     """The seed's three customers as validated `/recommend` profiles on the growth plan."""
+    from inference.smoke import SEED_CUSTOMERS
     from serving.schemas import Profile
-    from serving.smoke import SEED_CUSTOMERS
 
     return [Profile.model_validate({**c, "plan_id": 2}) for c in SEED_CUSTOMERS]
 

@@ -126,7 +126,8 @@ class PayCycle:
 
     def readiness(self, errors: dict[str, str] | None = None) -> Readiness:
         """Models loaded and their versions (served by the guard at GET /readyz)."""
-        from serving.models import BUILDERS, CHAMPION
+        from inference.registry import CHAMPION
+        from serving.models import BUILDERS
 
         models = self._models
         errors = {**models.errors, **(errors or {})}
@@ -184,7 +185,7 @@ class PayCycle:
         needs usage near or above the plan's included units, a downgrade well below) are never
         ranked, so a customer may get fewer than `k` items.
         """
-        from training.recommend import rank_items
+        from inference.recommender import rank_items
 
         model = self._models.recommender
         if model is None:

@@ -64,10 +64,10 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]
 
     Returns (tracking URI, its work folder). Trained once per session (~1 min).
     """
-    from training.churn import train_small_champion
+    from training.churn.pipeline import bootstrap_champion
 
     work = tmp_path_factory.mktemp("champion")
-    return train_small_champion(work), work
+    return bootstrap_champion(work), work
 
 
 def _admin_engine():

@@ -2,7 +2,7 @@
 
 A model's trainer registers each candidate with `register_candidate` (alias `challenger`). Then
 `promote(name, settings, evaluate, policy, checks)` loads the challenger *and* the champion with
-`load_scorer_from_registry` — the loader the service uses — scores both on the same holdout
+`inference.registry.load_scorer` — the loader the service uses — scores both on the same holdout
 through `evaluate(scorer) -> metrics`, and moves `champion` only when the challenger
 
 1. clears every absolute floor of `policy` (checked even when there is no champion),
@@ -21,19 +21,17 @@ import datetime as dt
 import getpass
 import json
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from inference.registry import CHALLENGER, CHAMPION, alias_version, load_scorer
 from paycycle.config import Settings
-from paycycle.errors import ConfigError, DataError
+from paycycle.errors import DataError
 from training import tracking
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 HISTORY_PREFIX = "promotion."
 PROMOTED, REFUSED, ROLLBACK = "promoted", "refused", "rollback"
 
@@ -90,46 +88,12 @@ def register_candidate(
     settings: Settings,
     model_uri: str,
     name: str,
-    loader: str,
     tags: Mapping[str, Any] | None = None,
 ) -> str:
     """Register a logged model as a new version of `name` and point `challenger` at it."""
-    version = tracking.register_version(settings, model_uri, name, loader, tags or {})
+    version = tracking.register_version(settings, model_uri, name, tags or {})
     tracking.set_alias(settings, name, CHALLENGER, version)
     return version
-
-
-def load_scorer_from_registry(
-    name: str, alias: str = CHAMPION, settings: Settings | None = None, version: str | None = None
-) -> tuple[Scorer, str]:
-    """Load `name@alias` (or an explicit `version`) as a compiled batch scorer.
-
-    This is what the service and batch scoring call.
-
-    Returns:
-        (scorer, version): `scorer(data) -> np.ndarray`; `data` a DataFrame or column mapping.
-
-    Raises:
-        ConfigError: the alias is not set (e.g. no champion promoted yet).
-    """
-    from training.pyfunc import import_loader
-
-    if settings is None:
-        from paycycle import config
-
-        settings = config.load()
-    version = version or tracking.alias_version(settings, name, alias)
-    if version is None:
-        raise ConfigError(
-            f"{name}@{alias}: no such registered model alias in {settings.tracking_uri}"
-        )
-    tags = tracking.version_tags(settings, name, version)
-    local = tracking.download_version(settings, name, version)
-    try:
-        loader = import_loader(tags.get(tracking.LOADER_TAG, "training.churn:load_scorer"))
-        return loader(local / tags.get(tracking.ARTIFACT_TAG, "artifacts/scorer")), version
-    finally:  # the SavedModel is in memory now
-        shutil.rmtree(local, ignore_errors=True)
 
 
 def history(name: str, settings: Settings) -> list[Decision]:
@@ -195,11 +159,11 @@ def promote(
     Returns:
         The decision (also in `history` and as tags on the candidate's version).
     """
-    candidate = version or tracking.alias_version(settings, name, CHALLENGER)
+    candidate = version or alias_version(settings, name, CHALLENGER)
     if candidate is None:
         raise DataError(f"{name}@{CHALLENGER}: no challenger registered; train one first")
-    champion = tracking.alias_version(settings, name, CHAMPION)
-    scorer, _ = load_scorer_from_registry(name, settings=settings, version=candidate)
+    champion = alias_version(settings, name, CHAMPION)
+    scorer, _ = load_scorer(name, settings=settings, version=candidate)
     metrics = dict(evaluate(scorer))
     base = Decision(
         name, REFUSED, candidate, champion, "", _round(metrics), who=_actor(), when=_now()
@@ -212,7 +176,7 @@ def promote(
         base.reason = "below the floor: " + "; ".join(problems)
         return _record(settings, base)
     if champion is not None:
-        champ_scorer, _ = load_scorer_from_registry(name, settings=settings, version=champion)
+        champ_scorer, _ = load_scorer(name, settings=settings, version=champion)
         champ_metrics = dict(evaluate(champ_scorer))
         base.champion_metrics = _round(champ_metrics)
         sign = 1 if policy.higher_is_better else -1
@@ -256,7 +220,7 @@ def rollback(name: str, settings: Settings, reason: str = "manual rollback") -> 
         DataError: there is no earlier champion to go back to.
     """
     lineage = champion_lineage(history(name, settings))
-    current = tracking.alias_version(settings, name, CHAMPION)
+    current = alias_version(settings, name, CHAMPION)
     if len(lineage) < 2:
         raise DataError(f"{name}: no previous champion to roll back to")
     target = lineage[-2]

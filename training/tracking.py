@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -21,43 +20,12 @@ from typing import Any
 
 import pandas as pd
 
+from inference.registry import ARTIFACT_TAG, CHURN_MODEL, SCORER_DIR, client, configure
 from paycycle.config import Settings
 
-CHURN_EXPERIMENT = "paycycle-churn"
-CHURN_MODEL = "paycycle-churn"
+CHURN_EXPERIMENT = CHURN_MODEL  # one MLflow experiment per registered model
 MODEL_ARTIFACT = "model"
-LOADER_TAG = "paycycle.loader"  # "module:function" that turns the artifact dir into a scorer
-ARTIFACT_TAG = "paycycle.artifact"  # path of that dir inside the model version's artifacts
 PARENT_TAG = "mlflow.parentRunId"
-_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
-def configure(settings: Settings) -> str:
-    """Point MLflow (tracking and registry) at the settings' URI; returns it."""
-    import mlflow
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = settings.tracking_uri
-    # MLflow 3 also writes these URIs into os.environ, where the next `config.load()` in this
-    # process would take them as configuration (a project's registry leaking into another's):
-    # keep the environment as it was; subprocesses get the URI passed explicitly.
-    saved = {key: os.environ.get(key) for key in _URI_ENV}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    return uri
-
-
-def client(settings: Settings):
-    """An `MlflowClient` on the settings' tracking/registry URI."""
-    from mlflow import MlflowClient
-
-    configure(settings)
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
 def git_commit(root: Path) -> str | None:
@@ -193,19 +161,19 @@ def log_scorer_model(
     export_dir: Path,
     sample: pd.DataFrame,
     predictions: Any,
-    loader: str,
+    model_name: str,
     pip_requirements: list[str] | None = None,
 ) -> str:
     """Log an exported scorer directory as the run's pyfunc model; returns the model URI.
 
     The directory is stored under the model's `artifacts/scorer`; `mlflow.pyfunc.load_model`
-    works (through `training.pyfunc`), and `load_scorer_from_registry` loads the directory
+    works (through `inference.pyfunc`), and `inference.registry.load_scorer` loads the directory
     directly with `loader` for the compiled path.
     """
     import mlflow
     from mlflow.models import infer_signature
 
-    from training.pyfunc import ScorerModel
+    from inference.pyfunc import ScorerModel
 
     signature = infer_signature(sample, predictions)
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,7 +185,7 @@ def log_scorer_model(
             shutil.copytree(export_dir, staged)
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
-            python_model=ScorerModel(loader),
+            python_model=ScorerModel(model_name),
             artifacts={"scorer": str(staged)},
             signature=signature,
             input_example=sample,
@@ -241,37 +209,21 @@ def _requirements() -> list[str]:
 # --- registry primitives (policy lives in training/registry.py) ---------------------------------
 
 
-def register_version(
-    settings: Settings, model_uri: str, name: str, loader: str, tags: Mapping[str, Any]
-) -> str:
+def register_version(settings: Settings, model_uri: str, name: str, tags: Mapping[str, Any]) -> str:
     """Register `model_uri` as a new version of `name`; returns the version number."""
     import mlflow
 
     configure(settings)
     mv = mlflow.register_model(model_uri, name)
     c = client(settings)
-    version_tags = {LOADER_TAG: loader, ARTIFACT_TAG: "artifacts/scorer", **tags}
+    version_tags = {ARTIFACT_TAG: SCORER_DIR, **tags}
     for k, v in version_tags.items():
         c.set_model_version_tag(name, mv.version, k, str(v))
     return str(mv.version)
 
 
-def alias_version(settings: Settings, name: str, alias: str) -> str | None:
-    """The version `alias` points at, or None (also when the model is not registered)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client(settings).get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
 def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
     client(settings).set_registered_model_alias(name, alias, str(version))
-
-
-def version_tags(settings: Settings, name: str, version: str) -> dict[str, str]:
-    return dict(client(settings).get_model_version(name, str(version)).tags)
 
 
 def set_version_tags(settings: Settings, name: str, version: str, tags: Mapping[str, Any]) -> None:
@@ -292,19 +244,6 @@ def model_tags(settings: Settings, name: str) -> dict[str, str]:
 
 def set_model_tag(settings: Settings, name: str, key: str, value: str) -> None:
     client(settings).set_registered_model_tag(name, key, value)
-
-
-def download_version(settings: Settings, name: str, version: str) -> Path:
-    """Download a model version's files to a fresh temporary directory."""
-    import mlflow
-
-    configure(settings)
-    dst = Path(tempfile.mkdtemp(prefix=f"{name}-v{version}-"))
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
-        )
-    )
 
 
 def search_runs(settings: Settings, experiment: str = CHURN_EXPERIMENT) -> pd.DataFrame:

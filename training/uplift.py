@@ -20,7 +20,7 @@ targeting decision needs.
 
 **Guards** for the deployed policy (`guard_offers`): holdout customers get no offer, and a
 customer offered anything in the last ``offer_cap_days`` gets none (frequency cap).
-The offer policy itself (`training/offers.py`) already ranks offers by the estimated treatment
+The offer policy itself (`inference/offers.py`) already ranks offers by the estimated treatment
 effect (Wald/IV on the randomised logging), not by churn probability alone.
 """
 
@@ -37,7 +37,7 @@ import pandas as pd
 from paycycle.config import RetentionParams
 from paycycle.errors import DataError
 from paycycle.holdout import in_holdout
-from training.offer_learning import OFFER_TYPES
+from training.offers.learning import OFFER_TYPES
 
 
 def _z(confidence: float) -> float:

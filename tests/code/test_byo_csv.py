@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from paycycle.errors import DataError
-from training.byo import read_churn_csv
+from training.churn.byo import read_churn_csv
 
 
 def write_csv(path: Path, n: int = 400, seed: int = 0) -> Path:
@@ -75,7 +75,7 @@ def test_cli_missing_target_is_one_line_exit_2(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_byo_trains_and_reports_auc(tmp_path: Path) -> None:
     from paycycle import config
-    from training.pipeline import train_byo
+    from training.churn.pipeline import train_byo
 
     settings = config.load(root=tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlruns.db")
     params = settings.params.churn.model_copy(update={"epochs": 10, "hidden_units": (16,)})

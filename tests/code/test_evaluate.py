@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from paycycle.errors import DataError
-from training.evaluate import (
+from training.churn.evaluate import (
     calibration_table,
     evaluate_churn,
     expected_calibration_error,

@@ -9,9 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
+from inference.recommender import prepare_inputs, structural_mask
 from paycycle import config
 from paycycle.errors import DataError
-from training.recommend import prepare_inputs, structural_mask
 
 GOOD = {"subscription_duration": 10, "failed_payments": 0, "usage_pattern": 80, "plan_id": 2}
 

@@ -15,10 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
-from paycycle.config import Settings
-from paycycle.errors import DataError
-from paycycle.store import load_raw, make_engine, upgrade
-from serving.score_io import (
+from inference.score_io import (
     clear_stale,
     list_partitions,
     load_partition,
@@ -27,6 +24,9 @@ from serving.score_io import (
     upsert_scores,
     write_partition,
 )
+from paycycle.config import Settings
+from paycycle.errors import DataError
+from paycycle.store import load_raw, make_engine, upgrade
 from tests.conftest import PROJECT_ROOT, env_without_prefect, run_python
 
 AS_OF = dt.date(2025, 10, 1)

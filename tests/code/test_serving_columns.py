@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from features import schema
-from serving.batching import customers_to_columns
+from features.columns import customers_to_columns
 from serving.schemas import UNBOUNDED_CAP, Customer
 
 

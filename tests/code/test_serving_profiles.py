@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from features import schema
+from inference.profiles import recommender_frame
 from paycycle import catalog
-from serving.profiles import recommender_frame
 from serving.schemas import DERIVED, UNBOUNDED_CAP, Profile
 
 SEED = {"subscription_duration": 10, "failed_payments": 0, "usage_pattern": 80, "plan_id": 2}
@@ -51,7 +51,7 @@ profiles = st.lists(
 @settings(max_examples=40, deadline=None)
 @given(profiles)
 def test_recommender_frame_matches_prepare_inputs(rows: list[dict]) -> None:
-    from training.recommend import feature_spec, prepare_inputs
+    from inference.recommender import feature_spec, prepare_inputs
 
     parsed = [Profile.model_validate(r) for r in rows]
     fast = recommender_frame(parsed)

@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paycycle import config
-from paycycle.errors import DataError
-from paycycle.validation import (
+from features.validation import (
     DOCS_DIR,
     validate_features,
     validate_path,
     validate_raw,
     with_checks,
 )
+from paycycle import config
+from paycycle.errors import DataError
 
 ORPHANS = 3
 NEGATIVE = 4

@@ -151,8 +151,8 @@ def reference(
     tmp_path_factory: pytest.TempPathFactory, sim: Path, champion_store: tuple[str, Path]
 ) -> pd.DataFrame:
     """Single-process scores of the same data (no Dask, no Prefect, no store)."""
-    from serving.batch import score_all
-    from serving.score_io import read_scores
+    from inference.batch import score_all
+    from inference.score_io import read_scores
 
     root = tmp_path_factory.mktemp("reference")
     shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
@@ -181,7 +181,7 @@ def _store_rows(settings: config.Settings) -> pd.DataFrame:
 def _assert_same_as_reference(
     settings: config.Settings, out: Path, reference: pd.DataFrame
 ) -> None:
-    from serving.score_io import read_scores
+    from inference.score_io import read_scores
 
     got = read_scores(out, AS_OF)
     assert len(reference) > 500

@@ -15,24 +15,27 @@ SAMPLE = pd.DataFrame({"subscription_duration": [3.0], "failed_payments": [1.0],
 
 def _register_useless(project: config.Settings, policy) -> str:
     """Log and register a copy of `policy` that believes offers change nothing."""
+    from inference.offer_artifact import load_offer_policy
+    from inference.registry import OFFERS_MODEL
     from training import tracking
-    from training.offer_artifact import export_offer_policy, load_offer_policy
-    from training.offer_pipeline import OFFERS_EXPERIMENT, OFFERS_LOADER, OFFERS_MODEL
+    from training.offers.export import export_offer_policy
+    from training.offers.pipeline import OFFERS_EXPERIMENT
     from training.registry import register_candidate
 
     policy.effects = policy.effects.assign(effect=0.0)
     export = export_offer_policy(policy, project.root / "useless")
     with tracking.start_run(project, "useless", experiment=OFFERS_EXPERIMENT):
         uri = tracking.log_scorer_model(
-            export, SAMPLE, load_offer_policy(export)(SAMPLE), OFFERS_LOADER, ["numpy", "pandas"]
+            export, SAMPLE, load_offer_policy(export)(SAMPLE), OFFERS_MODEL, ["numpy", "pandas"]
         )
-    return register_candidate(project, uri, OFFERS_MODEL, OFFERS_LOADER)
+    return register_candidate(project, uri, OFFERS_MODEL)
 
 
 @pytest.mark.slow
 def test_fit_register_promote_refuse_and_load(project: config.Settings) -> None:
-    from training.offer_pipeline import OFFERS_MODEL, promote_offers, train_and_log_offers
-    from training.registry import history, load_scorer_from_registry
+    from inference.registry import OFFERS_MODEL, load_scorer
+    from training.offers.pipeline import promote_offers, train_and_log_offers
+    from training.registry import history
 
     result = train_and_log_offers(project)
     assert result.version == "1" and result.run_id
@@ -47,7 +50,7 @@ def test_fit_register_promote_refuse_and_load(project: config.Settings) -> None:
     assert not refused.promoted and "uplift_vs_best_baseline" in refused.reason
     assert [d.action for d in history(OFFERS_MODEL, project)] == ["promoted", "refused"]
 
-    policy, version = load_scorer_from_registry(OFFERS_MODEL, "champion", project)
+    policy, version = load_scorer(OFFERS_MODEL, "champion", project)
     assert version == "1" and policy.meta["as_of"] == "2025-12-01"
     p = policy(SAMPLE)
     assert p.shape == (1, 5) and np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
@@ -57,7 +60,7 @@ def test_promotion_without_truth_refuses_to_guess(project: config.Settings) -> N
     import shutil
 
     from paycycle.errors import DataError
-    from training.offer_pipeline import promote_offers
+    from training.offers.pipeline import promote_offers
 
     shutil.rmtree(project.truth_dir)
     with pytest.raises(DataError, match="truth"):

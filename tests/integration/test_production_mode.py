@@ -99,9 +99,9 @@ class ModeRun:
     """What one mode produced."""
 
     settings: config.Settings
-    tuned: Any  # training.tune.TuneResult
+    tuned: Any  # training.churn.tune.TuneResult
     trials: list[tuple[str, float | None, dict[str, Any]]]  # (state, value, params) by number
-    trained: Any  # training.pipeline.TrainingResult
+    trained: Any  # training.churn.pipeline.TrainingResult
     logged_metrics: dict[str, float]  # latest value per key, read back from the backend
     auc_history: list[tuple[int, float]]  # every (step, value) logged as `auc`
     decision: Any  # training.registry.Decision
@@ -138,12 +138,12 @@ def _run_mode(settings: config.Settings) -> ModeRun:
     import optuna
 
     from features.table import snapshot_dates, write_feature_table
+    from inference import registry as models
+    from inference.registry import CHAMPION
     from notify.daily import compute, run_day
     from paycycle.store import RAW_LOAD_ORDER, load_raw, make_engine, upgrade
-    from training import tracking
-    from training.pipeline import promote_churn, train_from_table
-    from training.registry import CHAMPION
-    from training.tune import tune
+    from training.churn.pipeline import promote_churn, train_from_table
+    from training.churn.tune import tune
 
     d, fp = settings.params.data, settings.params.features
     dates = snapshot_dates(d.start_date, d.months, fp.snapshots, fp.horizon_days)
@@ -156,13 +156,13 @@ def _run_mode(settings: config.Settings) -> ModeRun:
     ]
 
     trained = train_from_table(settings)
-    mlflow_client = tracking.client(settings)
+    mlflow_client = models.client(settings)
     logged = dict(mlflow_client.get_run(trained.run_id).data.metrics)
     auc_history = sorted(
         (m.step, m.value) for m in mlflow_client.get_metric_history(trained.run_id, "auc")
     )
     decision = promote_churn(settings)
-    champion = tracking.alias_version(settings, tracking.CHURN_MODEL, CHAMPION)
+    champion = models.alias_version(settings, models.CHURN_MODEL, CHAMPION)
 
     upgrade(settings)
     engine = make_engine(settings.db_url)
@@ -211,9 +211,9 @@ def test_production_backends_give_the_embedded_results(
     from optuna import get_all_study_names
     from sqlalchemy import create_engine, inspect, text
 
+    from inference.registry import CHAMPION, CHURN_MODEL
     from paycycle.store import RAW_LOAD_ORDER, current_revision, head_revision, make_engine
-    from training.registry import CHAMPION
-    from training.tracking import CHURN_MODEL, PARENT_TAG
+    from training.tracking import PARENT_TAG
 
     sim = tmp_path / "sim"
     simulate(SIM, sim / "raw", sim / "truth")

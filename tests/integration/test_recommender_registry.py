@@ -12,14 +12,10 @@ from paycycle import config
 
 @pytest.mark.slow
 def test_train_register_promote_and_load_by_alias(project: config.Settings) -> None:
-    from training import rec_data as rd
-    from training.rec_pipeline import (
-        RECOMMENDER_MODEL,
-        build_table,
-        promote_recommender,
-        train_and_log,
-    )
-    from training.registry import history, load_scorer_from_registry
+    from inference.registry import RECOMMENDER_MODEL, load_scorer
+    from training.recommender import data as rd
+    from training.recommender.pipeline import build_table, promote_recommender, train_and_log
+    from training.registry import history
 
     raw = yaml.safe_load(project.params_path.read_text())
     raw["recommend"] |= {"hidden_units": [32], "epochs": 8, "patience": 3,
@@ -33,7 +29,7 @@ def test_train_register_promote_and_load_by_alias(project: config.Settings) -> N
     decision = promote_recommender(settings, table)
     assert decision.promoted, decision.reason
     assert [d.action for d in history(RECOMMENDER_MODEL, settings)] == ["promoted"]
-    scorer, version = load_scorer_from_registry(RECOMMENDER_MODEL, "champion", settings)
+    scorer, version = load_scorer(RECOMMENDER_MODEL, "champion", settings)
     _, holdout = rd.split_rec(table, settings.params.recommend.window_days)
     assert version == "1"
     np.testing.assert_allclose(scorer(holdout.head(50)), result_scores(result, holdout.head(50)))
@@ -44,7 +40,8 @@ def result_scores(result, frame):
     import tempfile
     from pathlib import Path
 
-    from training.recommend import export_recommender, load_recommender
+    from inference.recommender import load_recommender
+    from training.recommender.model import export_recommender
 
     with tempfile.TemporaryDirectory() as tmp:
         return load_recommender(export_recommender(result.trained, Path(tmp) / "m"))(frame)

@@ -41,9 +41,10 @@ def root(small_sim: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_promotion_rules_rollback_and_history(root: Path) -> None:
-    from training import registry, tracking
-    from training.churn import default_spec
-    from training.pipeline import load_feature_table, promote_churn, split, train_and_log
+    from inference import registry as models
+    from inference.churn import default_spec
+    from training import registry
+    from training.churn.pipeline import load_feature_table, promote_churn, split, train_and_log
 
     settings = _settings(root)
     train, holdout = split(settings, load_feature_table(settings))
@@ -56,12 +57,12 @@ def test_promotion_rules_rollback_and_history(root: Path) -> None:
     strict = _settings(root, min_auc=0.99)
     d = promote_churn(strict)
     assert d.action == "refused" and "below the floor: auc" in d.reason
-    assert tracking.alias_version(settings, NAME, registry.CHAMPION) is None
+    assert models.alias_version(settings, NAME, models.CHAMPION) is None
 
     # 2. first champion: the weak-but-sane model clears the normal floor
     d = promote_churn(settings)
     assert d.action == "promoted", d.reason
-    assert tracking.alias_version(settings, NAME, registry.CHAMPION) == weak.version
+    assert models.alias_version(settings, NAME, models.CHAMPION) == weak.version
 
     # 3. a better challenger (all features, more epochs) beats it by the margin
     strong = train_and_log(settings, train, holdout, FAST, run_name="strong")
@@ -69,22 +70,20 @@ def test_promotion_rules_rollback_and_history(root: Path) -> None:
     d = promote_churn(settings)
     assert d.action == "promoted" and "beats champion" in d.reason, d.reason
     assert d.champion_metrics["auc"] < d.metrics["auc"]
-    assert tracking.alias_version(settings, NAME, registry.CHAMPION) == strong.version
+    assert models.alias_version(settings, NAME, models.CHAMPION) == strong.version
 
     # 4. a deliberately worse challenger (the weak model again) is refused, champion unchanged
-    worse = registry.register_candidate(
-        settings, weak.model_uri, NAME, "training.churn:load_scorer", {"note": "worse"}
-    )
+    worse = registry.register_candidate(settings, weak.model_uri, NAME, {"note": "worse"})
     d = promote_churn(settings)
     assert d.action == "refused" and d.version == worse
     assert "does not beat champion" in d.reason
-    assert tracking.alias_version(settings, NAME, registry.CHAMPION) == strong.version
-    tags = tracking.version_tags(settings, NAME, worse)
+    assert models.alias_version(settings, NAME, models.CHAMPION) == strong.version
+    tags = models.version_tags(settings, NAME, worse)
     assert tags["promotion.decision"] == "refused" and "margin" in tags["promotion.reason"]
 
     # 5. rollback restores the previous champion in one step
     d = registry.rollback(NAME, settings)
-    assert tracking.alias_version(settings, NAME, registry.CHAMPION) == weak.version
+    assert models.alias_version(settings, NAME, models.CHAMPION) == weak.version
     assert d.previous == strong.version
 
     events = registry.history(NAME, settings)
@@ -93,7 +92,7 @@ def test_promotion_rules_rollback_and_history(root: Path) -> None:
     assert events[2].metrics["auc"] == pytest.approx(strong.metrics["auc"], abs=1e-4)
 
     # the service's loader serves what the alias says
-    scorer, version = registry.load_scorer_from_registry(NAME, "champion", settings)
+    scorer, version = registry.load_scorer(NAME, "champion", settings)
     assert version == weak.version and scorer(holdout).shape == (len(holdout),)
 
     with pytest.raises(Exception, match="no previous champion"):

@@ -117,7 +117,7 @@ def test_each_pruner_stops_a_clearly_worse_trial_only_after_warmup(kind: str) ->
     """`tuning.pruner`: a trial far below six finished ones is pruned, never before warm-up."""
     import optuna
 
-    from training.tune import create_study
+    from training.churn.tune import create_study
 
     tuning = TuningParams(pruner=kind, warmup_epochs=2, startup_trials=2, seed=1)
     study = create_study(optuna.storages.InMemoryStorage(), "p", tuning, epochs=10)
@@ -141,7 +141,7 @@ def test_each_pruner_stops_a_clearly_worse_trial_only_after_warmup(kind: str) ->
 
 def test_pruning_callback_reports_the_best_val_auc_so_far() -> None:
     """The pruner sees the running best (what the trial returns), not one noisy epoch."""
-    from training.tune import pruning_callback
+    from training.churn.tune import pruning_callback
 
     class Trial:
         reported: list[tuple[int, float]] = []

@@ -26,7 +26,8 @@ def table(small_sim: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataF
 
 @pytest.fixture(scope="module")
 def model(table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory):
-    from training.churn import export_churn, load_scorer, split_holdout, train_churn
+    from inference.churn import load_scorer
+    from training.churn.model import export_churn, split_holdout, train_churn
 
     train, holdout = split_holdout(table)
     trained = train_churn(train, FAST)
@@ -35,7 +36,7 @@ def model(table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_time_split_keeps_the_last_snapshot_out(table: pd.DataFrame) -> None:
-    from training.churn import split_holdout
+    from training.churn.model import split_holdout
 
     train, holdout = split_holdout(table)
     assert train["as_of"].max() < holdout["as_of"].min()
@@ -43,7 +44,7 @@ def test_time_split_keeps_the_last_snapshot_out(table: pd.DataFrame) -> None:
 
 
 def test_beats_chance_and_stays_calibrated(model) -> None:
-    from training.evaluate import evaluate_churn
+    from training.churn.evaluate import evaluate_churn
 
     trained, scorer, holdout = model
     m = evaluate_churn(holdout["churned"], scorer(holdout), holdout["oracle_p"])
@@ -64,7 +65,7 @@ def test_compiled_scorer_matches_keras_and_takes_columns(model) -> None:
 
 
 def test_seed_customers_get_monotone_risk(model) -> None:
-    from training.behaviour import check_seed_monotone, seed_frame
+    from training.churn.behaviour import check_seed_monotone, seed_frame
 
     _, scorer, _ = model
     p = scorer(seed_frame())
@@ -73,14 +74,14 @@ def test_seed_customers_get_monotone_risk(model) -> None:
 
 
 def test_more_failed_payments_raise_risk(model) -> None:
-    from training.behaviour import check_directional
+    from training.churn.behaviour import check_directional
 
     _, scorer, holdout = model
     assert check_directional(scorer, holdout.sample(300, random_state=0)) == []
 
 
 def test_customer_id_does_not_matter(model) -> None:
-    from training.behaviour import check_invariance
+    from training.churn.behaviour import check_invariance
 
     _, scorer, holdout = model
     assert check_invariance(scorer, holdout.head(200)) == []
@@ -96,7 +97,7 @@ def test_blank_numerics_and_unknown_categories_score(model) -> None:
 
 
 def test_same_seed_same_model(table: pd.DataFrame) -> None:
-    from training.churn import split_holdout, train_churn
+    from training.churn.model import split_holdout, train_churn
 
     train, holdout = split_holdout(table)
     small = train[train["as_of"] == train["as_of"].max()]

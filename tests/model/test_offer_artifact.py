@@ -17,7 +17,7 @@ AS_OF = "2025-12-01"
 @pytest.fixture(scope="module")
 def fitted(small_sim: Path):
     from features.build import build_features, load_events
-    from training.offers import fit_offer_policy
+    from training.offers.learning import fit_offer_policy
 
     events = load_events(small_sim / "raw")
     return fit_offer_policy(events, AS_OF, OfferParams()), build_features(events, AS_OF)
@@ -25,13 +25,13 @@ def fitted(small_sim: Path):
 
 @pytest.fixture()
 def exported(fitted, tmp_path: Path) -> Path:
-    from training.offer_artifact import export_offer_policy
+    from training.offers.export import export_offer_policy
 
     return export_offer_policy(fitted[0], tmp_path / "policy", {"as_of": AS_OF})
 
 
 def test_loaded_policy_matches_the_fitted_one(fitted, exported: Path) -> None:
-    from training.offer_artifact import load_offer_policy
+    from inference.offer_artifact import load_offer_policy
 
     policy, frame = fitted
     loaded = load_offer_policy(exported)
@@ -47,7 +47,7 @@ def test_loaded_policy_matches_the_fitted_one(fitted, exported: Path) -> None:
 
 
 def test_called_on_raw_records_gives_acceptance_probabilities(exported: Path) -> None:
-    from training.offer_artifact import load_offer_policy
+    from inference.offer_artifact import load_offer_policy
 
     out = load_offer_policy(exported)(
         [{"subscription_duration": 3, "failed_payments": 2, "usage_pattern": 20}]
@@ -56,7 +56,7 @@ def test_called_on_raw_records_gives_acceptance_probabilities(exported: Path) ->
 
 
 def test_a_policy_for_other_features_is_refused(exported: Path) -> None:
-    from training.offer_artifact import POLICY_FILE, load_offer_policy
+    from inference.offer_artifact import POLICY_FILE, load_offer_policy
 
     raw = json.loads((exported / POLICY_FILE).read_text())
     raw["numeric"] = raw["numeric"][:-1]

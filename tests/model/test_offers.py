@@ -20,8 +20,8 @@ BUDGET = 3_000.0  # ~ the 10k USD default scaled to 6k customers
 @pytest.fixture(scope="module")
 def holdout(tmp_path_factory: pytest.TempPathFactory):
     from features.build import build_features, load_events
-    from training.offer_eval import load_truth
-    from training.offers import fit_offer_policy
+    from training.offers.evaluate import load_truth
+    from training.offers.learning import fit_offer_policy
 
     root = tmp_path_factory.mktemp("offers")
     simulate(SPEC, root / "raw", root / "truth")
@@ -33,7 +33,7 @@ def holdout(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_policy_beats_every_baseline(holdout) -> None:
-    from training.offer_eval import compare_policies
+    from training.offers.evaluate import compare_policies
 
     policy, frame, truth = holdout
     # P(churn) is the true hazard here, so this isolates the policy (acceptance model,
@@ -80,7 +80,7 @@ def test_budget_zero_means_no_offers(holdout) -> None:
     seed=st.integers(0, 2**32 - 1),
 )
 def test_budget_is_never_exceeded(n: int, budget: float, seed: int) -> None:
-    from training.offers import NONE, choose_offers
+    from inference.offers import NONE, choose_offers
 
     rng = np.random.default_rng(seed)
     ev = rng.normal(0, 50, (n, 5))
@@ -95,8 +95,8 @@ def test_budget_is_never_exceeded(n: int, budget: float, seed: int) -> None:
 
 
 def test_bad_budget_and_churn_inputs_are_named(holdout) -> None:
+    from inference.offers import choose_offers
     from paycycle.errors import DataError
-    from training.offers import choose_offers
 
     policy, frame, _ = holdout
     with pytest.raises(DataError, match="budget"):
@@ -108,8 +108,8 @@ def test_bad_budget_and_churn_inputs_are_named(holdout) -> None:
 
 
 def test_truth_is_only_read_by_evaluation() -> None:
-    import training.offer_learning
-    import training.offers
+    import inference.offers
+    import training.offers.learning
 
-    for module in (training.offers, training.offer_learning):
+    for module in (inference.offers, training.offers.learning):
         assert "truth" not in Path(module.__file__).read_text().split('"""', 2)[2]

@@ -17,8 +17,9 @@ FAST = RecommendParams(hidden_units=(32,), dropout=0.0, epochs=12, patience=3, s
 @pytest.fixture(scope="module")
 def fitted(small_sim: Path, tmp_path_factory: pytest.TempPathFactory):
     from features.build import load_events
-    from training import rec_data as rd
-    from training.recommend import export_recommender, load_recommender, train_recommender
+    from inference.recommender import load_recommender
+    from training.recommender import data as rd
+    from training.recommender.model import export_recommender, train_recommender
 
     dates = rd.rec_snapshot_dates(dt.date(2025, 1, 1), 12, FAST.window_days)
     table = rd.build_rec_table(load_events(small_sim / "raw"), dates, FAST.window_days)
@@ -34,7 +35,7 @@ def test_split_keeps_label_windows_out_of_the_holdout(fitted) -> None:
 
 
 def test_never_recommends_owned_addons_or_the_current_plan(fitted) -> None:
-    from training import rec_data as rd
+    from training.recommender import data as rd
 
     _, scorer, holdout = fitted
     scores = scorer(holdout)
@@ -67,7 +68,7 @@ def test_upgrade_when_usage_far_above_the_plan_and_never_otherwise(fitted) -> No
 
 
 def test_recall_near_the_oracle_and_far_above_chance(fitted, small_sim: Path) -> None:
-    from training.rec_eval import evaluate_recommender, oracle_item_scores
+    from training.recommender.evaluate import evaluate_recommender, oracle_item_scores
 
     _, scorer, holdout = fitted
     oracle = oracle_item_scores(holdout, small_sim / "truth", FAST.window_days)
@@ -84,20 +85,20 @@ def test_recall_near_the_oracle_and_far_above_chance(fitted, small_sim: Path) ->
 
 
 def test_compiled_scorer_matches_keras(fitted) -> None:
-    from training.recommend import _model_inputs, prepare_inputs, structural_mask
+    from inference.recommender import model_inputs, prepare_inputs, structural_mask
 
     trained, scorer, holdout = fitted
     frame = prepare_inputs(holdout.head(64))
     mask = structural_mask(frame)
     compiled = scorer.action_scores(frame, mask)
-    eager = np.asarray(trained.model(_model_inputs(frame, trained.spec.features, mask)))
+    eager = np.asarray(trained.model(model_inputs(frame, trained.spec.features, mask)))
     np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-6)
     assert np.allclose(compiled.sum(axis=1), 1, atol=1e-4)
     assert (compiled[mask == 0] < 1e-6).all()
 
 
 def test_metrics_on_a_hand_made_ranking() -> None:
-    from training.rec_eval import ranking_metrics
+    from training.recommender.evaluate import ranking_metrics
 
     scores = np.array([[0.9, 0.5, 0.1, np.nan], [0.1, 0.2, 0.3, 0.4]])
     relevant = np.array([[True, False, False, False], [True, False, False, True]])
@@ -109,7 +110,7 @@ def test_metrics_on_a_hand_made_ranking() -> None:
 
 
 def test_labels_map_plan_moves_relative_to_the_plan_in_force() -> None:
-    from training import rec_data as rd
+    from training.recommender import data as rd
 
     events = {
         "adoptions": pd.DataFrame(

@@ -56,8 +56,8 @@ def serving_store(
     Returns (tracking URI, work folder).
     """
     from paycycle.store import migrate_and_load
-    from training.offer_pipeline import promote_offers, train_and_log_offers
-    from training.rec_pipeline import build_table, promote_recommender, train_and_log
+    from training.offers.pipeline import promote_offers, train_and_log_offers
+    from training.recommender.pipeline import build_table, promote_recommender, train_and_log
 
     src_uri, src = champion_store
     work = tmp_path_factory.mktemp("serving")

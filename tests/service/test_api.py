@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.smoke import SEED_CUSTOMERS
+from inference.smoke import SEED_CUSTOMERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -200,15 +200,14 @@ def test_schemathesis_finds_no_server_errors(api) -> None:
 
 def _new_champion(api) -> tuple[str, str]:
     """Register the champion's artifact again as a new version and move `champion` to it."""
+    from inference.registry import CHAMPION, CHURN_MODEL, alias_version, client
     from training import tracking
-    from training.tracking import CHURN_MODEL
 
     settings = api.settings()
-    old = tracking.alias_version(settings, CHURN_MODEL, "champion")
-    source = tracking.client(settings).get_model_version(CHURN_MODEL, old).source
-    loader = tracking.version_tags(settings, CHURN_MODEL, old)[tracking.LOADER_TAG]
-    new = tracking.register_version(settings, source, CHURN_MODEL, loader, {"test": "reload"})
-    tracking.set_alias(settings, CHURN_MODEL, "champion", new)
+    old = alias_version(settings, CHURN_MODEL, CHAMPION)
+    source = client(settings).get_model_version(CHURN_MODEL, old).source
+    new = tracking.register_version(settings, source, CHURN_MODEL, {"test": "reload"})
+    tracking.set_alias(settings, CHURN_MODEL, CHAMPION, new)
     return old, new
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from training.tracking import CHURN_MODEL
+from inference.registry import CHURN_MODEL
 
 
 def _served_churn_version(api) -> str:
@@ -26,7 +26,7 @@ def test_usage_drop_retrains_and_the_service_follows_baseline_does_nothing(
     api, prefect_harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.monitor import monitor_and_retrain
-    from training import tracking
+    from inference import registry as models
     from training.registry import history
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", api.tracking_uri)
@@ -35,15 +35,15 @@ def test_usage_drop_retrains_and_the_service_follows_baseline_does_nothing(
     root = str(api.workdir)
     settings = api.settings()
     before = _served_churn_version(api)
-    versions_before = len(tracking.client(settings).search_model_versions(f"name='{CHURN_MODEL}'"))
+    versions_before = len(models.client(settings).search_model_versions(f"name='{CHURN_MODEL}'"))
 
     quiet = monitor_and_retrain(scenario="baseline", customers=3_000, seed=2024, root=root)
     assert not quiet["drift"] and quiet["action"] == "none", quiet
-    champion_run = tracking.client(settings).get_model_version(CHURN_MODEL, before).run_id
+    champion_run = models.client(settings).get_model_version(CHURN_MODEL, before).run_id
     assert quiet["champion_run"] == champion_run  # the report is on the champion's run too
-    logged = tracking.client(settings).list_artifacts(champion_run, "drift")
+    logged = models.client(settings).list_artifacts(champion_run, "drift")
     assert any(Path(quiet["html"]).stem in a.path for a in logged), logged
-    after_quiet = tracking.client(settings).search_model_versions(f"name='{CHURN_MODEL}'")
+    after_quiet = models.client(settings).search_model_versions(f"name='{CHURN_MODEL}'")
     assert len(after_quiet) == versions_before  # nothing trained
     assert _served_churn_version(api) == before
 
@@ -55,7 +55,7 @@ def test_usage_drop_retrains_and_the_service_follows_baseline_does_nothing(
     last = history(CHURN_MODEL, settings)[-1]
     assert last.version == trained and last.reason == decision["reason"]  # logged either way
     assert drift["reload"]["reloaded"] and drift["reload"]["status"] == 200
-    champion = tracking.alias_version(settings, CHURN_MODEL, "champion")
+    champion = models.alias_version(settings, CHURN_MODEL, "champion")
     assert _served_churn_version(api) == champion
     if decision["action"] == "promoted":
         assert champion == trained != before

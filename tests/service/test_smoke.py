@@ -5,20 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from features.columns import customers_to_columns
+from inference.compiled import compile_scorer
+from inference.smoke import SEED_CUSTOMERS, smoke_test
 from paycycle import config
-from serving.batching import customers_to_columns
-from serving.compiled import compile_scorer
-from serving.smoke import SEED_CUSTOMERS, smoke_test
 
 pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def champion(champion_store):
-    from training.registry import load_scorer_from_registry
+    from inference.registry import load_scorer
 
     settings = config.load(mlflow_tracking_uri=champion_store[0])
-    return load_scorer_from_registry("paycycle-churn", settings=settings)[0]
+    return load_scorer("paycycle-churn", settings=settings)[0]
 
 
 def test_champion_passes_smoke_test(champion) -> None:

@@ -1,0 +1,165 @@
+"""Registered models: their names, aliases, and how a version becomes a scorer.
+
+The one definition of the registered model names (`CHURN_MODEL`, `RECOMMENDER_MODEL`,
+`OFFERS_MODEL`) and aliases (`CHAMPION`, `CHALLENGER`). `load_scorer(name, alias)` resolves the
+alias to a version, downloads its files and hands the scorer directory to the loader that
+`LOADERS` names for that model. The loader is chosen by the model's *name* from this allow-list,
+never by a module path read from the registry, so a registry cannot make us import code.
+
+Versions registered by the old layout carry a `paycycle.loader` tag (`training.churn:load_scorer`,
+...): the tag is ignored; their scorer directory has the same format and loads by name. The
+MLflow client and URI handling live here too, so training and inference read the registry the
+same way (`training/tracking.py` writes runs and versions through `client`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paycycle.config import Settings
+from paycycle.errors import ConfigError
+
+CHURN_MODEL = "paycycle-churn"
+RECOMMENDER_MODEL = "paycycle-recommender"
+OFFERS_MODEL = "paycycle-offers"
+MODELS = (CHURN_MODEL, RECOMMENDER_MODEL, OFFERS_MODEL)
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ARTIFACT_TAG = "paycycle.artifact"  # path of the scorer dir inside the model version's artifacts
+SCORER_DIR = "artifacts/scorer"
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+Scorer = Callable[[Any], np.ndarray]
+
+
+def _load_churn(path: Path) -> Any:
+    from inference.churn import load_scorer as load
+
+    return load(path)
+
+
+def _load_recommender(path: Path) -> Any:
+    from inference.recommender import load_recommender
+
+    return load_recommender(path)
+
+
+def _load_offers(path: Path) -> Any:
+    from inference.offer_artifact import load_offer_policy
+
+    return load_offer_policy(path)
+
+
+# Registered model name -> loader of its exported scorer directory (the allow-list).
+LOADERS: dict[str, Callable[[Path], Any]] = {
+    CHURN_MODEL: _load_churn,
+    RECOMMENDER_MODEL: _load_recommender,
+    OFFERS_MODEL: _load_offers,
+}
+
+
+def loader_for(name: str) -> Callable[[Path], Any]:
+    """The loader for registered model `name`.
+
+    Raises:
+        ConfigError: `name` is not one of ours.
+    """
+    try:
+        return LOADERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"model: {name!r} is not a PayCycle model; choose one of {', '.join(MODELS)}"
+        ) from None
+
+
+def configure(settings: Settings) -> str:
+    """Point MLflow (tracking and registry) at the settings' URI; returns it."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = settings.tracking_uri
+    # MLflow 3 also writes these URIs into os.environ, where the next `config.load()` in this
+    # process would take them as configuration (a project's registry leaking into another's):
+    # keep the environment as it was; subprocesses get the URI passed explicitly.
+    saved = {key: os.environ.get(key) for key in _URI_ENV}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return uri
+
+
+def client(settings: Settings):
+    """An `MlflowClient` on the settings' tracking/registry URI."""
+    from mlflow import MlflowClient
+
+    configure(settings)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def alias_version(settings: Settings, name: str, alias: str) -> str | None:
+    """The version `alias` points at, or None (also when the model is not registered)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client(settings).get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def version_tags(settings: Settings, name: str, version: str) -> dict[str, str]:
+    return dict(client(settings).get_model_version(name, str(version)).tags)
+
+
+def download_version(settings: Settings, name: str, version: str) -> Path:
+    """Download a model version's files to a fresh temporary directory."""
+    import mlflow
+
+    configure(settings)
+    dst = Path(tempfile.mkdtemp(prefix=f"{name}-v{version}-"))
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
+        )
+    )
+
+
+def load_scorer(
+    name: str, alias: str = CHAMPION, settings: Settings | None = None, version: str | None = None
+) -> tuple[Scorer, str]:
+    """Load `name@alias` (or an explicit `version`) as a compiled batch scorer.
+
+    This is what the service, batch scoring, promotion and the CLI call.
+
+    Returns:
+        (scorer, version): `scorer(data) -> np.ndarray`; `data` a DataFrame or column mapping.
+
+    Raises:
+        ConfigError: `name` is not ours, or the alias is not set (e.g. no champion promoted yet).
+    """
+    load = loader_for(name)
+    if settings is None:
+        from paycycle import config
+
+        settings = config.load()
+    version = version or alias_version(settings, name, alias)
+    if version is None:
+        raise ConfigError(
+            f"{name}@{alias}: no such registered model alias in {settings.tracking_uri}"
+        )
+    tags = version_tags(settings, name, version)
+    local = download_version(settings, name, version)
+    try:
+        return load(local / tags.get(ARTIFACT_TAG, SCORER_DIR)), version
+    finally:  # the model is in memory now
+        shutil.rmtree(local, ignore_errors=True)

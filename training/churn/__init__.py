@@ -1,0 +1,1 @@
+"""Churn model: training, tuning, evaluation vs the oracle and a baseline, registration."""

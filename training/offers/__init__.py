@@ -1,0 +1,1 @@
+"""Retention offer policy: P(accept) and effect fitting, evaluation, export, registration."""

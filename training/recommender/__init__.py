@@ -1,0 +1,1 @@
+"""Next-best plan/add-on recommender: labels, training, evaluation vs the oracle, registration."""
