@@ -19,12 +19,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from paycycle.config import Settings
 from paycycle.errors import ConfigError
+
+if TYPE_CHECKING:  # the pyfunc imports this module in a bare environment: no settings stack
+    from paycycle.config import Settings
 
 CHURN_MODEL = "paycycle-churn"
 RECOMMENDER_MODEL = "paycycle-recommender"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pandas as pd
 
@@ -158,25 +160,23 @@ def epoch_logger(prefix: str = "epoch_"):
 
 
 def log_scorer_model(
-    export_dir: Path,
-    sample: pd.DataFrame,
-    predictions: Any,
-    model_name: str,
-    pip_requirements: list[str] | None = None,
+    export_dir: Path, sample: pd.DataFrame, predictions: Any, model_name: str
 ) -> str:
-    """Log an exported scorer directory as the run's pyfunc model; returns the model URI.
+    """Log an exported scorer directory as the run's self-contained pyfunc; returns the model URI.
 
-    The directory is stored under the model's `artifacts/scorer`; `mlflow.pyfunc.load_model`
-    works (through `inference.pyfunc`), and `inference.registry.load_scorer` loads the directory
-    directly with `loader` for the compiled path.
+    The directory is stored under the model's `artifacts/scorer`. The pyfunc is logged from
+    code with the inference packages and pinned requirements (`training.model_package`), so
+    `mlflow.pyfunc.load_model` works in a fresh environment; `inference.registry.load_scorer`
+    loads the directory directly for the compiled path.
     """
     import mlflow
-    from mlflow.models import infer_signature
 
-    from inference.pyfunc import ScorerModel
+    from inference.pyfunc import MODEL_NAME_KEY
+    from training import model_package
 
-    signature = infer_signature(sample, predictions)
-    with tempfile.TemporaryDirectory() as tmp:
+    # MLflow would also copy this project's uv.lock, whose environment is the whole platform (and
+    # the project itself): the model's own requirements.txt is what a fresh environment needs
+    with tempfile.TemporaryDirectory() as tmp, patch.dict(os.environ, MLFLOW_LOG_UV_FILES="false"):
         # MLflow stores a directory artifact under its own name: stage it as `scorer` so the
         # registry's `artifacts/scorer` tag holds whatever the export folder was called
         staged = Path(export_dir)
@@ -185,25 +185,15 @@ def log_scorer_model(
             shutil.copytree(export_dir, staged)
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
-            python_model=ScorerModel(model_name),
+            python_model=str(model_package.entry_point()),
+            code_paths=model_package.stage_code(Path(tmp) / "code"),
+            model_config={MODEL_NAME_KEY: model_name},
             artifacts={"scorer": str(staged)},
-            signature=signature,
+            signature=model_package.signature(sample, predictions),
             input_example=sample,
-            pip_requirements=pip_requirements or _requirements(),
+            pip_requirements=model_package.requirements(model_name),
         )
     return info.model_uri
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    out = []
-    for pkg in ("tensorflow-cpu", "pandas", "numpy"):
-        try:
-            out.append(f"{pkg}=={version(pkg)}")
-        except Exception:
-            out.append(pkg)
-    return out
 
 
 # --- registry primitives (policy lives in training/registry.py) ---------------------------------

@@ -26,7 +26,7 @@ def _register_useless(project: config.Settings, policy) -> str:
     export = export_offer_policy(policy, project.root / "useless")
     with tracking.start_run(project, "useless", experiment=OFFERS_EXPERIMENT):
         uri = tracking.log_scorer_model(
-            export, SAMPLE, load_offer_policy(export)(SAMPLE), OFFERS_MODEL, ["numpy", "pandas"]
+            export, SAMPLE, load_offer_policy(export)(SAMPLE), OFFERS_MODEL
         )
     return register_candidate(project, uri, OFFERS_MODEL)
 

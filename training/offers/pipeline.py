@@ -113,9 +113,7 @@ def train_and_log_offers(
                 policy.effects.reset_index().to_dict(orient="records"), "effects.json"
             )
             sample = frame.head(5)[list(schema.COLUMNS)].reset_index(drop=True)
-            model_uri = tracking.log_scorer_model(
-                export_dir, sample, served(sample), OFFERS_MODEL, ["numpy", "pandas"]
-            )
+            model_uri = tracking.log_scorer_model(export_dir, sample, served(sample), OFFERS_MODEL)
             version = None
             if register:
                 version = registry.register_candidate(
