@@ -1,9 +1,8 @@
-"""`paycycle serve` (the API, for development) and `paycycle build` (a bento for deployment)."""
+"""`paycycle serve` (the API, for development); `paycycle build` is in `cli.commands.build`."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from typing import Annotated
@@ -34,26 +33,9 @@ def serve(
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 
-def build() -> None:
-    """Build a bento (`bentoml build`) of the API from bentofile.yaml; models load by alias."""
-    settings = config.load()
-    root = settings.root
-    if not (root / "bentofile.yaml").exists():
-        raise ConfigError(f"{root / 'bentofile.yaml'}: missing")
-    requirements = root / ".bentoml-requirements.txt"
-    uv = shutil.which("uv")
-    if uv is None:
-        raise ConfigError("uv: not found on PATH (needed to export the locked requirements)")
-    export = [uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project"]
-    subprocess.run([*export, "-o", str(requirements)], cwd=root, check=True, capture_output=True)
-    try:
-        code = subprocess.call([sys.executable, "-m", "bentoml", "build", str(root)], cwd=root)
-    finally:
-        requirements.unlink(missing_ok=True)
-    raise typer.Exit(code)
-
-
 def register(app: typer.Typer) -> None:
     """Attach the serving commands to the main app."""
     app.command()(serve)
+    from cli.commands.build import build
+
     app.command()(build)
