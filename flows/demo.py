@@ -66,16 +66,16 @@ def step(demo: Demo, title: str, fn: Callable[[], str]) -> None:
     console.print(f"[green]✓[/green] {title} [dim]({seconds:.0f}s)[/dim] {outcome}")
 
 
-def quiet_environment(root: Path) -> None:
-    """Embedded defaults, logs kept to warnings so the demo's own lines stay readable."""
+def quiet_environment(root: Path, log: Path) -> None:
+    """Embedded defaults; library chatter to `log` as the CLI sends it to reports/cli.log."""
+    from paycycle.console import route_library_output
+
+    route_library_output(log)
     os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # the first start migrates Prefect's SQLite database, slow on a busy 2-core machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def run_data(demo: Demo, customers: int) -> str:
@@ -220,7 +220,7 @@ def run_demo(customers: int = 20_000, trials: int = 4, scenario: str = "price_sh
     demo = Demo(root=settings.root, log=settings.root / "reports" / "demo.log")
     demo.log.parent.mkdir(parents=True, exist_ok=True)
     demo.log.write_text("")
-    quiet_environment(demo.root)
+    quiet_environment(demo.root, demo.log)
     started = time.perf_counter()
     step(demo, "data: simulate → DVC → validate → features", lambda: run_data(demo, customers))
     step(demo, "models: tune → train → register → promote", lambda: run_training(demo, trials))

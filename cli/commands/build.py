@@ -20,7 +20,7 @@ import typer
 import yaml
 
 from paycycle import config
-from paycycle.errors import ConfigError, PayCycleError
+from paycycle.errors import EXIT_FAILURE, ConfigError, PayCycleError
 
 BENTOFILE = "bentofile.yaml"
 SERVING_GROUP = "serving"
@@ -28,6 +28,8 @@ SERVING_GROUP = "serving"
 
 class BuildError(PayCycleError):
     """`bentoml build` (or the requirements export before it) failed."""
+
+    exit_code = EXIT_FAILURE
 
 
 def uv_command() -> list[str]:

@@ -22,7 +22,7 @@ def _parse_date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise DataError(f"--as-of: expected a date YYYY-MM-DD, got {value!r}") from None
+        raise ConfigError(f"--as-of: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 def _as_of(events: dict[str, Any], as_of: str | None) -> dt.date:
@@ -210,7 +210,7 @@ def _date_option(value: str | None) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise DataError(f"--as-of: expected a date YYYY-MM-DD, got {value!r}") from None
+        raise ConfigError(f"--as-of: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 def register(app: typer.Typer) -> None:

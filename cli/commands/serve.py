@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
+from cli.commands.child import check_port_free, run_child
 from paycycle import config
-from paycycle.errors import ConfigError
+from paycycle.console import cli_log_path
+from paycycle.errors import EXIT_FAILURE, ConfigError
 
 SERVICE = "serving.service:PayCycle"
 
@@ -23,14 +25,21 @@ def serve(
     """Serve the scoring API with the registry's champion models (needs PAYCYCLE_API_TOKEN)."""
     settings = config.load()
     if not settings.api_token:
-        raise ConfigError("PAYCYCLE_API_TOKEN: set a token before serving the API")
+        raise ConfigError("PAYCYCLE_API_TOKEN: not set; export a token before serving the API")
     s = settings.params.serving
+    host, port = host or s.host, port or s.port
+    check_port_free(host, port)
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--working-dir", str(settings.root)]
-    cmd += ["--host", host or s.host, "--port", str(port or s.port)]
+    cmd += ["--host", host, "--port", str(port)]
     if reload:
         cmd.append("--reload")
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri}
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    Console().print(f"PayCycle API on http://{host}:{port} (Ctrl-C stops it)")
+    code = run_child(cmd, env)
+    if code:
+        log = cli_log_path(settings.root)
+        typer.echo(f"error: bentoml serve exited with code {code} (its output: {log})", err=True)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def register(app: typer.Typer) -> None:

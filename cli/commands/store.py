@@ -12,7 +12,7 @@ from rich.console import Console
 
 from cli.commands import row_counts
 from paycycle import config
-from paycycle.errors import PayCycleError
+from paycycle.errors import DataError, UnavailableError
 
 console = Console(stderr=True)
 db_app = typer.Typer(help="Subscription store schema (Alembic migrations).", no_args_is_help=True)
@@ -29,7 +29,7 @@ def _database_errors(url: str) -> Iterator[None]:
         yield
     except OperationalError as exc:
         detail = str(exc.orig or exc).strip().splitlines()[0]
-        raise PayCycleError(f"database {safe_url(url)}: {detail}") from None
+        raise UnavailableError(f"database {safe_url(url)}: {detail}") from None
 
 
 @db_app.command("upgrade")
@@ -75,7 +75,7 @@ def load(
     settings = config.load()
     source = settings.path(raw_dir) if raw_dir else settings.raw_dir
     if not source.is_dir():
-        raise PayCycleError(f"{source}: no such folder (run `paycycle simulate` first)")
+        raise DataError(f"{source}: no such folder (run `paycycle simulate` first)")
     with _database_errors(settings.db_url):
         upgrade(settings)
         engine = make_engine(settings.db_url)

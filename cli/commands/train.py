@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.commands.child import check_port_free, run_child
 from inference.registry import CHAMPION, CHURN_MODEL, OFFERS_MODEL, RECOMMENDER_MODEL
 from paycycle import config
-from paycycle.errors import ConfigError
+from paycycle.console import cli_log_path
+from paycycle.errors import EXIT_FAILURE, ConfigError
 
 console = Console(stderr=True)
 out = Console()
@@ -204,10 +205,15 @@ def ui(
 ) -> None:
     """Open the MLflow UI on 127.0.0.1 over the project's tracking store."""
     settings = config.load()
-    console.print(f"MLflow UI on http://127.0.0.1:{port} ({settings.tracking_uri})")
+    check_port_free("127.0.0.1", port)
+    out.print(f"MLflow UI on http://127.0.0.1:{port} ({settings.tracking_uri}; Ctrl-C stops it)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri,
            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    raise typer.Exit(subprocess.call(cmd))
+    code = run_child(cmd)
+    if code:
+        log = cli_log_path(settings.root)
+        typer.echo(f"error: mlflow ui exited with code {code} (its output: {log})", err=True)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paycycle.errors import DataError
+from paycycle.errors import EXIT_DATA, DataError
 from training.churn.byo import read_churn_csv
 
 
@@ -58,7 +58,7 @@ def test_unusable_target_values_are_named(tmp_path: Path) -> None:
         read_churn_csv(path, "churn")
 
 
-def test_cli_missing_target_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_cli_missing_target_is_one_line_data_error(tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "t.csv", n=20)
     proc = subprocess.run(
         [sys.executable, "-m", "paycycle", "train", "churn", "--csv", str(csv), "--target", "gone"],
@@ -66,7 +66,7 @@ def test_cli_missing_target_is_one_line_exit_2(tmp_path: Path) -> None:
         text=True,
         env={"PAYCYCLE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == EXIT_DATA, proc.stderr
     lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
     assert lines[-1].startswith("error: gone: target column not found"), proc.stderr
     assert "Traceback" not in proc.stderr

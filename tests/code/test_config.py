@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from paycycle import config
-from paycycle.errors import ConfigError
+from paycycle.errors import EXIT_USAGE, ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -75,6 +75,6 @@ def test_cli_reports_config_error_in_one_line(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2
+    assert done.returncode == EXIT_USAGE
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "data.months" in lines[0], done.stderr

@@ -11,7 +11,7 @@ import pytest
 
 from inference.recommender import prepare_inputs, structural_mask
 from paycycle import config
-from paycycle.errors import DataError
+from paycycle.errors import EXIT_DATA, DataError
 
 GOOD = {"subscription_duration": 10, "failed_payments": 0, "usage_pattern": 80, "plan_id": 2}
 
@@ -81,7 +81,7 @@ def test_cli_rejects_unknown_plan_and_negative_usage(project: config.Settings) -
     ):
         done = _cli(project, "recommend", "--customer", customer, *args)
         lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2, done.stderr
+        assert done.returncode == EXIT_DATA, done.stderr
         assert len(lines) == 1 and lines[0].startswith(f"error: {field}: "), done.stderr
     done = _cli(project, "recommend", "--customer", "999999999")
-    assert done.returncode == 2 and "--customer" in done.stderr
+    assert done.returncode == EXIT_DATA and "--customer" in done.stderr

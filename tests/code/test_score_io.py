@@ -25,7 +25,7 @@ from inference.score_io import (
     write_partition,
 )
 from paycycle.config import Settings
-from paycycle.errors import DataError
+from paycycle.errors import EXIT_DATA, EXIT_USAGE, DataError
 from paycycle.store import load_raw, make_engine, upgrade
 from tests.conftest import PROJECT_ROOT, env_without_prefect, run_python
 
@@ -115,11 +115,11 @@ def test_upsert_of_unknown_customer_names_the_partition(project: Settings) -> No
         (["--as-of", "2025-10-01", "--workers", "0"], "--workers: expected at least 1"),
     ],
 )
-def test_cli_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
+def test_cli_bad_option_is_one_line_usage_error(args: list[str], message: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "paycycle", "score", *args], capture_output=True, text=True
     )
-    assert proc.returncode == 2
+    assert proc.returncode == EXIT_USAGE
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -131,7 +131,7 @@ def test_cli_without_raw_data_names_the_folder(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "PAYCYCLE_ROOT": str(tmp_path)},
     )
-    assert proc.returncode == 2
+    assert proc.returncode == EXIT_DATA
     assert "data/raw/customers: no Parquet parts found" in proc.stderr
 
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, text
 
-from paycycle.errors import DataError
+from paycycle.errors import EXIT_DATA, DataError
 from paycycle.simulator import SimSpec, simulate
 from paycycle.store import RAW_LOAD_ORDER, load_raw, make_engine, upgrade
 
@@ -128,13 +128,13 @@ def _cli(root: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_load_bad_data_is_one_line_exit_2(store: tuple[str, Engine], raw: Path) -> None:
+def test_cli_load_bad_data_is_one_line_data_error(store: tuple[str, Engine], raw: Path) -> None:
     url, engine = store
     before = snapshot(engine)
     part = raw / "invoices" / "part-00001.parquet"
     rewrite(part, amount_as_string)
     result = _cli(raw.parent.parent, url, "load")
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == EXIT_DATA, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert str(part) in lines[0] and "'amount'" in lines[0]
