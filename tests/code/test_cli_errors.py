@@ -202,3 +202,17 @@ def test_verbose_shows_the_chatter(root: Path) -> None:
     loud = paycycle(other, "--verbose", "evaluate")
     assert loud.returncode == EXIT_USAGE
     assert "mlflow" in loud.stderr and loud.stderr.splitlines()[-1].startswith("error: ")
+
+
+def test_build_without_a_bentofile_is_a_usage_error(root: Path) -> None:
+    done = paycycle(root, "build")
+    assert_one_line_error(done, EXIT_USAGE, "bentofile.yaml: missing")
+
+
+def test_build_failure_is_one_line(root: Path) -> None:
+    """`bentoml build` itself fails (a service path that does not exist): one line, exit 1."""
+    (root / "bentofile.yaml").write_text('service: "nowhere.service:Nothing"\nname: paycycle\n')
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(PROJECT_ROOT / "uv.lock", root / "uv.lock")
+    done = paycycle(root, "build", timeout=180, BENTOML_HOME=str(root / "bentoml"))
+    assert_one_line_error(done, EXIT_FAILURE, "bentoml build:")
