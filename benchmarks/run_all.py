@@ -1,9 +1,10 @@
-"""`make bench`: run each `benchmarks/bench_*.py` in its own process, then rebuild the README table.
+"""`make bench`: run each `benchmarks/bench_*.py` in its own process, then rebuild the tables.
 
 Each benchmark writes `benchmarks/results/<name>.json` (see `benchmarks/common.py`); the README's
-metrics table is generated only from those files, so a figure in the README is always one a
-benchmark measured. `python -m benchmarks.run_all --only simulator,features` runs a subset;
-`--table-only` just regenerates the table.
+digest (one row per goal) and the full table in `benchmarks/results/README.md` are generated only
+from those files, so a figure in either is always one a benchmark measured.
+`python -m benchmarks.run_all --only simulator,features` runs a subset; `--table-only` just
+regenerates the tables.
 """
 
 from __future__ import annotations
@@ -40,11 +41,35 @@ def render_table(results_dir: Path = RESULTS_DIR) -> str:
     return "\n".join(rows)
 
 
-def update_readme(readme: Path = ROOT / "README.md") -> None:
+def render_digest(results_dir: Path = RESULTS_DIR) -> str:
+    """One row per goal: the benchmark's figure, the goal and whether it is met."""
+    rows = ["| benchmark | metric | value | goal | met |", "|---|---|---|---|---|"]
+    for path in sorted(results_dir.glob("*.json")):
+        result = json.loads(path.read_text())
+        for key, goal in result.get("goals", {}).items():
+            value = result["metrics"][key]
+            met = "yes" if goal_met(value, goal) else "**no**"
+            shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
+            rows.append(f"| {result['name']} | `{key}` | {shown} | {goal} | {met} |")
+    return "\n".join(rows)
+
+
+FULL_TABLE_HEADER = """# Benchmark results
+
+Every metric of every benchmark, generated from the JSON files in this folder by `make bench`
+(`python -m benchmarks.run_all --table-only` rebuilds it without re-running them). The project
+README shows the digest: one row per goal.
+
+"""
+
+
+def update_readme(readme: Path = ROOT / "README.md", results_dir: Path = RESULTS_DIR) -> None:
+    """Write the digest into the README between its markers and the full table beside the JSON."""
     text = readme.read_text()
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{START}\n{render_table()}\n{END}{tail}")
+    readme.write_text(f"{head}{START}\n{render_digest(results_dir)}\n{END}{tail}")
+    (results_dir / "README.md").write_text(FULL_TABLE_HEADER + render_table(results_dir) + "\n")
 
 
 def main() -> int:
@@ -63,7 +88,7 @@ def main() -> int:
             if done.returncode:
                 failed.append(name)
     update_readme()
-    print(render_table())
+    print(render_digest())
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

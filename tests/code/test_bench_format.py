@@ -35,3 +35,16 @@ def test_committed_results_follow_the_contract() -> None:
         assert all(isinstance(v, int | float) for v in result["metrics"].values()), path
         for key in result["goals"]:
             assert key in result["metrics"], f"{path.name}: goal for unmeasured {key}"
+
+
+def test_digest_has_one_row_per_goal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    common.write_result("demo", {}, {"ratio": 0.5, "rows": 10}, {"ratio": ">= 0.9"})
+    readme = tmp_path / "project" / "README.md"
+    readme.parent.mkdir()
+    readme.write_text(f"intro\n{run_all.START}\nold\n{run_all.END}\noutro\n")
+    run_all.update_readme(readme, tmp_path)
+    digest = readme.read_text()
+    assert "| demo | `ratio` | 0.500 | >= 0.9 | **no** |" in digest and "`rows`" not in digest
+    assert digest.startswith("intro") and digest.endswith("outro\n")
+    assert "| demo | `rows` | 10 |  |  |" in (tmp_path / "README.md").read_text()
