@@ -23,7 +23,7 @@ def main() -> None:
     from features.build import attach_oracle
     from features.table import snapshot_dates, write_feature_table
     from paycycle import config
-    from paycycle.simulator import SimSpec, simulate
+    from paycycle.sim.simulator import SimSpec, simulate
     from training.behaviour import seed_frame
     from training.churn import export_churn, load_scorer, split_holdout, train_churn
     from training.evaluate import evaluate_churn

@@ -26,7 +26,8 @@ def main() -> None:
 
     from notify.dunning import paddle_like, plan_dunning, stripe_like
     from paycycle import config
-    from paycycle.simulator import SimSpec, read_table, simulate
+    from paycycle.sim.simulator import SimSpec, simulate
+    from paycycle.tables import read_table
     from training.dunning_eval import evaluate_plans
 
     params = config.load().params.dunning

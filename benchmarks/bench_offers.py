@@ -30,7 +30,8 @@ def main() -> None:
     from features.build import build_features, load_events
     from features.table import snapshot_dates, write_feature_table
     from paycycle import config
-    from paycycle.simulator import SimSpec, month_starts, simulate
+    from paycycle.calendar import month_starts
+    from paycycle.sim.simulator import SimSpec, simulate
     from training.churn import export_churn, load_scorer, train_churn
     from training.offer_eval import compare_policies, load_truth
     from training.offers import fit_offer_policy

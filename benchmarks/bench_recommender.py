@@ -26,7 +26,7 @@ def main() -> None:
 
     from features.build import load_events
     from paycycle import config
-    from paycycle.simulator import SimSpec, simulate
+    from paycycle.sim.simulator import SimSpec, simulate
     from training import rec_data as rd
     from training.rec_pipeline import train_and_log
 

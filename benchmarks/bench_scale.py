@@ -58,7 +58,7 @@ def main() -> None:
 
         from flows.score import prefect_api, run_batch_score
         from paycycle import config
-        from paycycle.simulator import SimSpec, simulate
+        from paycycle.sim.simulator import SimSpec, simulate
         from serving.batch import load_models, resolve_versions, score_all, summarise
         from serving.score_io import read_scores
         from training.churn import train_small_champion

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks.common import timer, write_result
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

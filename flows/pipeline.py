@@ -1,6 +1,6 @@
 """The data pipeline as a Prefect 3 flow: simulate → version (DVC) → validate (GE) → features.
 
-Tasks wrap the plain functions of `paycycle.simulator`, `paycycle.versioning`,
+Tasks wrap the plain functions of `paycycle.sim.simulator`, `paycycle.versioning`,
 `paycycle.validation` and `features.table`; the flow only wires them. The DVC md5 of `data/raw`
 flows downstream: validation and features are cached by it (a re-run on the same data skips
 them), and it is returned so training runs can tag the data version they used.
@@ -27,8 +27,8 @@ from prefect.context import TaskRunContext
 from paycycle import config, validation, versioning
 from paycycle.config import Settings
 from paycycle.errors import DataError
-from paycycle.simulator import SimSpec
-from paycycle.simulator import simulate as run_simulation
+from paycycle.sim.simulator import SimSpec
+from paycycle.sim.simulator import simulate as run_simulation
 
 RAW_OUT = "data/raw"
 VALIDATION_METRICS = Path("reports/validation/raw.json")

@@ -30,7 +30,7 @@ def simulated_windows(
 ) -> tuple[Window, Window]:
     """Fresh in-memory simulation of `scenario` (shift in the last month); see `windows`."""
     from monitoring.windows import scenario_windows
-    from paycycle.simulator import SimSpec
+    from paycycle.sim.simulator import SimSpec
 
     spec = SimSpec(
         customers=customers, months=months, seed=seed, scenario=scenario, start_date=start_date

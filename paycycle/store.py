@@ -1,6 +1,6 @@
 """The subscription store: SQLAlchemy 2 models, engine/session helpers and Alembic migrations.
 
-Raw tables mirror the Parquet the simulator writes (`paycycle/simulator.py`), one column per
+Raw tables mirror the Parquet the simulator writes (`paycycle/sim/simulator.py`), one column per
 Parquet column with the same name: int64 → BIGINT, double → DOUBLE PRECISION, string → VARCHAR,
 bool → BOOLEAN, and the contract's day-resolution timestamps → DATE. `notices` is the billing
 monitor's outbox and `scores` holds batch scores. The schema is created by the Alembic revisions in

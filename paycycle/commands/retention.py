@@ -49,7 +49,7 @@ def uplift(
     truth: Annotated[bool, typer.Option(help="Also check against the simulator's truth.")] = True,
 ) -> None:
     """Per-offer uplift vs the holdout with CIs; writes reports/uplift/uplift.{json,md}."""
-    from paycycle.simulator import read_table
+    from paycycle.tables import read_table
     from training.uplift import uplift_report
 
     settings = config.load()

@@ -15,7 +15,7 @@ from notify.dunning import paddle_like, plan_dunning, stripe_like
 from notify.links import UPDATE_PAYMENT, LinkError, sign, verify
 from paycycle import catalog
 from paycycle.config import DunningParams, NotifyParams, RetentionParams
-from paycycle.simulator import read_table
+from paycycle.tables import read_table
 from training.dunning_eval import evaluate_plans
 
 CODES = list(catalog.DECLINE_CODES)

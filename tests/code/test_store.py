@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import Engine, inspect, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from paycycle.simulator import read_table
 from paycycle.store import (
     RAW_LOAD_ORDER,
     RAW_MODELS,
@@ -29,6 +28,7 @@ from paycycle.store import (
     session_scope,
     upgrade,
 )
+from paycycle.tables import read_table
 
 
 def parquet_counts(raw_dir: Path) -> dict[str, int]:

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from paycycle import config
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from paycycle import config
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 from tests import mlflow_server
 from tests.conftest import PG_ADMIN_URL, PROJECT_ROOT, _admin_engine
 

@@ -13,7 +13,7 @@ from sqlalchemy import inspect
 
 from paycycle import loader
 from paycycle.errors import DataError
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 from paycycle.store import (
     RAW_LOAD_ORDER,
     Customer,
