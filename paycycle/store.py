@@ -274,7 +274,7 @@ class Trial(Base):
 class CancelIntent(Base):
     """A cancel-page visit: stated reason, the offer shown and its outcome (migration 0003).
 
-    `saved` is set by `training.saves.check_saves` once 30 days have passed: true only when the
+    `saved` is set by `retention.saves.check_saves` once 30 days have passed: true only when the
     customer's subscription is still live then.
     """
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from notify.dunning import DunningPlan
 from paycycle.catalog import is_hard
 from paycycle.sim.retention import (
     CARD_UPDATE_SUCCESS,
@@ -29,6 +28,7 @@ from paycycle.sim.retention import (
     U_COLUMNS,
     retry_success_probability,
 )
+from retention.dunning import DunningPlan
 
 Planner = Callable[[str, object], DunningPlan]
 

@@ -16,7 +16,7 @@ Rules (plain functions, no I/O):
 
 Two fixed baselines for comparison: Stripe-like (8 retries within 2 weeks, hard declines never
 retried) and Paddle-like (7 retries over 30 days, every decline). Evaluation against the
-simulator's recovery truth is in `training/dunning_eval.py`.
+simulator's recovery truth is in `retention/dunning_eval.py`.
 """
 
 from __future__ import annotations
