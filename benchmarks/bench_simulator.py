@@ -27,7 +27,8 @@ def time_pg_load(raw_dir: Path) -> tuple[float, int]:
     """Seconds and rows for `load_raw` into a fresh Postgres database."""
     from sqlalchemy import create_engine, text
 
-    from paycycle.store import load_raw, make_engine, upgrade
+    from paycycle.loader import load_raw
+    from paycycle.store import make_engine, upgrade
 
     name = f"paycycle_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")

@@ -110,7 +110,8 @@ def run_training(demo: Demo, trials: int) -> str:
 
 def run_store_and_scores(demo: Demo) -> str:
     from paycycle import config
-    from paycycle.store import migrate_and_load, safe_url
+    from paycycle.loader import migrate_and_load
+    from paycycle.store import safe_url
     from serving.batch import score_all
     from training.offer_pipeline import decide_month
 

@@ -118,7 +118,8 @@ def test_payment_method_endpoint_refuses_tampered_token(monkeypatch) -> None:
 
 @pytest.fixture()
 def store(project):
-    from paycycle.store import load_raw, make_engine, upgrade
+    from paycycle.loader import load_raw
+    from paycycle.store import make_engine, upgrade
 
     upgrade(project.db_url)
     engine = make_engine(project.db_url)

@@ -17,7 +17,8 @@ from sqlalchemy import text
 
 from paycycle.config import Settings
 from paycycle.errors import DataError
-from paycycle.store import load_raw, make_engine, upgrade
+from paycycle.loader import load_raw
+from paycycle.store import make_engine, upgrade
 from serving.score_io import (
     clear_stale,
     list_partitions,

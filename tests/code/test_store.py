@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, inspect, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
+from paycycle.loader import load_raw
 from paycycle.store import (
     RAW_LOAD_ORDER,
     RAW_MODELS,
@@ -22,7 +23,6 @@ from paycycle.store import (
     Subscription,
     current_revision,
     head_revision,
-    load_raw,
     make_engine,
     normalize_url,
     session_scope,

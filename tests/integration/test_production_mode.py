@@ -139,7 +139,8 @@ def _run_mode(settings: config.Settings) -> ModeRun:
 
     from features.table import snapshot_dates, write_feature_table
     from notify.daily import compute, run_day
-    from paycycle.store import RAW_LOAD_ORDER, load_raw, make_engine, upgrade
+    from paycycle.loader import load_raw
+    from paycycle.store import RAW_LOAD_ORDER, make_engine, upgrade
     from training import tracking
     from training.pipeline import promote_churn, train_from_table
     from training.registry import CHAMPION
