@@ -25,6 +25,7 @@ COPY features ./features
 COPY training ./training
 COPY serving ./serving
 COPY monitoring ./monitoring
+COPY retention ./retention
 COPY notify ./notify
 COPY flows ./flows
 COPY docker ./docker

@@ -24,7 +24,7 @@ def main() -> None:
     from features.table import snapshot_dates, write_feature_table
     from inference.churn import load_scorer
     from paycycle import config
-    from paycycle.simulator import SimSpec, simulate
+    from paycycle.sim.simulator import SimSpec, simulate
     from training.churn.behaviour import seed_frame
     from training.churn.evaluate import evaluate_churn
     from training.churn.model import export_churn, split_holdout, train_churn

@@ -2,10 +2,10 @@
 
 Run: `python -m benchmarks.bench_dunning [--customers 50000] [--seed 7]`. Simulates; takes every
 invoice whose first charge failed (`truth/dunning`, with pre-drawn per-day uniforms, so each
-schedule meets the same luck); applies the policy (`notify.dunning.plan_dunning`, `params.yaml`
+schedule meets the same luck); applies the policy (`retention.dunning.plan_dunning`, `params.yaml`
 `dunning` caps), Stripe-like (8 retries within 2 weeks, hard declines never retried) and
 Paddle-like (7 retries over 30 days, every decline); and scores recovered revenue (USD) and
-attempts per failure with `training.dunning_eval.evaluate_plans`.
+attempts per failure with `retention.dunning_eval.evaluate_plans`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="simulation seed")
     args = parser.parse_args()
 
-    from notify.dunning import paddle_like, plan_dunning, stripe_like
     from paycycle import config
-    from paycycle.simulator import SimSpec, read_table, simulate
-    from training.dunning_eval import evaluate_plans
+    from paycycle.sim.simulator import SimSpec, simulate
+    from paycycle.tables import read_table
+    from retention.dunning import paddle_like, plan_dunning, stripe_like
+    from retention.dunning_eval import evaluate_plans
 
     params = config.load().params.dunning
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.common import timer, write_result
 from features.build import build_features, load_events
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ def main() -> None:
     from features.table import snapshot_dates, write_feature_table
     from inference.churn import load_scorer
     from paycycle import config
-    from paycycle.simulator import SimSpec, month_starts, simulate
+    from paycycle.calendar import month_starts
+    from paycycle.sim.simulator import SimSpec, simulate
     from training.churn.model import export_churn, train_churn
     from training.offers.evaluate import compare_policies, load_truth
     from training.offers.learning import fit_offer_policy

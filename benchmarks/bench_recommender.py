@@ -26,7 +26,7 @@ def main() -> None:
 
     from features.build import load_events
     from paycycle import config
-    from paycycle.simulator import SimSpec, simulate
+    from paycycle.sim.simulator import SimSpec, simulate
     from training.recommender import data as rd
     from training.recommender.pipeline import train_and_log
 

@@ -60,7 +60,7 @@ def main() -> None:
         from inference.batch import load_models, resolve_versions, score_all, summarise
         from inference.score_io import read_scores
         from paycycle import config
-        from paycycle.simulator import SimSpec, simulate
+        from paycycle.sim.simulator import SimSpec, simulate
         from training.churn.pipeline import bootstrap_champion
 
         print("training a small champion ...", flush=True)

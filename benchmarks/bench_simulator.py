@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks.common import timer, write_result
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -27,7 +27,8 @@ def time_pg_load(raw_dir: Path) -> tuple[float, int]:
     """Seconds and rows for `load_raw` into a fresh Postgres database."""
     from sqlalchemy import create_engine, text
 
-    from paycycle.store import load_raw, make_engine, upgrade
+    from paycycle.loader import load_raw
+    from paycycle.store import make_engine, upgrade
 
     name = f"paycycle_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")

@@ -48,7 +48,7 @@ def main() -> None:
 
     from features.table import snapshot_dates, write_feature_table
     from paycycle import config
-    from paycycle.simulator import SimSpec, simulate
+    from paycycle.sim.simulator import SimSpec, simulate
     from training.churn.model import split_holdout, train_churn
     from training.churn.tune import counts, create_study, make_objective, make_storage
 

@@ -36,7 +36,7 @@ class LabelledWindow:
 
 def spec_for(scenario: str, seed: int, customers: int = CUSTOMERS, months: int = MONTHS):
     """The simulation behind one labelled window."""
-    from paycycle.simulator import SimSpec
+    from paycycle.sim.simulator import SimSpec
 
     start = dt.date(2025, seed % 12 + 1, 1)
     return SimSpec(

@@ -20,7 +20,7 @@ import pandas as pd
 
 from features import schema
 from paycycle import catalog
-from paycycle.simulator import read_table
+from paycycle.tables import read_table
 
 EVENT_TABLES = catalog.EVENT_TABLES
 HORIZON_DAYS = 30

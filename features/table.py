@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.build import build_training_set, load_events
-from paycycle.simulator import month_starts
+from paycycle.calendar import month_starts
 
 
 def snapshot_dates(

@@ -27,7 +27,7 @@ import pandas as pd
 from paycycle import catalog
 from paycycle.config import Settings
 from paycycle.errors import DataError
-from paycycle.simulator import read_table
+from paycycle.tables import read_table
 
 GX_DIR = Path("reports/gx")  # GE file context (suites, checkpoints, validation results)
 DOCS_DIR = Path("reports/data_docs")  # Data Docs site

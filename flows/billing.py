@@ -1,75 +1,69 @@
 """Daily billing flow: compute the day's notices → enqueue them in the outbox → deliver.
 
-Tasks are thin wrappers over `notify/`; retries are declared here. Re-running a day is safe
-(the outbox de-duplicates), so task retries need no extra care.
+The day is composed once, by `notify.daily.run_day` (the CLI's `paycycle notify` runs the same
+function); this flow runs it with its steps as tasks, which only add retries and a log line.
+Re-running a day is safe (the outbox de-duplicates), so task retries need no extra care.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from notify.outbox import DeliveryStats, EnqueueResult
+    from paycycle.config import Settings
 
 CRON = "0 6 * * *"  # every day at 06:00, before the monitoring flow
 DEPLOYMENT_NAME = "daily-billing"
 
 
-@task(retries=2, retry_delay_seconds=30, log_prints=True)
-def compute_notices(as_of: dt.date, root: str | None = None) -> Any:
+@task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE, log_prints=True)
+def compute_notices(
+    settings: Settings,
+    as_of: dt.date,
+    recommendations: pd.DataFrame | None = None,
+    offers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The day's due notices as a DataFrame."""
-    from notify.daily import compute
-    from paycycle import config
-    from paycycle.store import make_engine
+    from notify.daily import compute_due
 
-    settings = config.load(root=root) if root else config.load()
-    engine = make_engine(settings.db_url)
-    try:
-        due = compute(engine, settings, as_of)
-    finally:
-        engine.dispose()
+    due = compute_due(settings, as_of, recommendations, offers)
     print(f"{as_of}: {len(due)} notices due")
     return due
 
 
-@task(retries=2, retry_delay_seconds=30, log_prints=True)
-def enqueue_notices(due: Any, channel: str, root: str | None = None) -> dict[str, int]:
+@task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
+def summarize_notices(settings: Settings, due: pd.DataFrame) -> pd.DataFrame:
+    """Counts by kind and outbox status of the day's notices."""
+    from notify.daily import summarize_due
+
+    return summarize_due(settings, due)
+
+
+@task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE, log_prints=True)
+def enqueue_notices(settings: Settings, due: pd.DataFrame, channel: str) -> EnqueueResult:
     """Insert into the outbox; existing dedup keys are skipped."""
-    from dataclasses import asdict
+    from notify.daily import enqueue_due
 
-    from notify.outbox import enqueue
-    from paycycle import config
-    from paycycle.store import make_engine
-
-    settings = config.load(root=root) if root else config.load()
-    engine = make_engine(settings.db_url)
-    try:
-        result = asdict(enqueue(engine, due, channel))
-    finally:
-        engine.dispose()
-    print(f"enqueued {result}")
+    result = enqueue_due(settings, due, channel)
+    print(f"enqueued {asdict(result)}")
     return result
 
 
-@task(retries=3, retry_delay_seconds=60, log_prints=True)
-def deliver_notices(channel: str, root: str | None = None) -> dict[str, Any]:
+@task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE, log_prints=True)
+def deliver_notices(settings: Settings, channel: str) -> DeliveryStats:
     """Deliver every due notice of `channel` (claims are leased, so a retry is safe)."""
-    from dataclasses import asdict
+    from notify.daily import deliver_due
 
-    from notify.channels import make_channel
-    from notify.outbox import deliver
-    from paycycle import config
-    from paycycle.store import make_engine
-
-    settings = config.load(root=root) if root else config.load()
-    engine = make_engine(settings.db_url)
-    sink = make_channel(channel, settings)
-    try:
-        stats = asdict(deliver(engine, sink, settings.params.notify))
-    finally:
-        sink.close()
-        engine.dispose()
-    print(f"delivered {stats}")
+    stats = deliver_due(settings, channel)
+    print(f"delivered {asdict(stats)}")
     return stats
 
 
@@ -91,18 +85,13 @@ def daily_billing(
     Returns:
         Counts: notices due, enqueued/duplicates/dead, and delivery figures.
     """
+    from notify.daily import DaySteps, run_day
     from paycycle import config
 
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     settings = config.load(root=root) if root else config.load()
-    channel = channel or settings.params.notify.channel
-    due = compute_notices(as_of, root)
-    out: dict[str, Any] = {"as_of": as_of.isoformat(), "due": len(due)}
-    if dry_run:
-        return out
-    out["enqueue"] = enqueue_notices(due, channel, root)
-    out["delivery"] = deliver_notices(channel, root)
-    return out
+    steps = DaySteps(compute_notices, summarize_notices, enqueue_notices, deliver_notices)
+    return run_day(settings, as_of, channel, dry_run, steps=steps).as_dict()
 
 
 def deployment(cron: str = CRON, **kwargs: Any) -> Any:

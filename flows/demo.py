@@ -112,7 +112,8 @@ def run_store_and_scores(demo: Demo) -> str:
     from inference.batch import score_all
     from inference.monthly_offers import decide_month
     from paycycle import config
-    from paycycle.store import migrate_and_load, safe_url
+    from paycycle.loader import migrate_and_load
+    from paycycle.store import safe_url
 
     settings = config.load(root=demo.root)
     rows = sum(migrate_and_load(settings).values())

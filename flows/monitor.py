@@ -12,7 +12,6 @@ Run: `python -m flows.monitor [--scenario usage_drop]`, `paycycle monitor`, or t
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from prefect import flow, task
@@ -27,15 +26,9 @@ def build_windows(
     settings: Settings, scenario: str | None, customers: int, months: int, seed: int | None
 ):
     """(reference, current) windows: simulated for `scenario`, else production data/requests."""
-    from monitoring.loop import production_windows, simulated_windows
+    from monitoring import loop
 
-    if scenario is None:
-        ref, cur = production_windows(settings)
-    else:
-        seed = settings.params.data.seed if seed is None else seed
-        ref, cur = simulated_windows(
-            scenario, customers, months, seed, settings.params.data.start_date
-        )
+    ref, cur = loop.build_windows(settings, scenario, customers, months, seed)
     print(
         f"reference {ref.as_of.date()} ({len(ref.frame)} rows) vs current ({len(cur.frame)} rows)"
     )
@@ -107,12 +100,11 @@ def monitor_and_retrain(
     Returns:
         The report summary, plus `retrain`/`reload` outcomes or the reason they were skipped.
     """
-    from monitoring.loop import cooldown_passed
+    from monitoring.loop import cooldown_passed, report_name
 
     settings = config.load(root=root) if root else config.load()
     ref, cur = build_windows(settings, scenario, customers, months, seed)
-    name = f"{scenario or 'daily'}-{dt.datetime.now(dt.UTC):%H%M%S}"
-    out = report(settings, ref, cur, name)
+    out = report(settings, ref, cur, report_name(scenario))
     if not out["drift"]:
         return {**out, "action": "none"}
     if not allow_retrain:

@@ -1,6 +1,6 @@
 """The data pipeline as a Prefect 3 flow: simulate → version (DVC) → validate (GE) → features.
 
-Tasks wrap the plain functions of `paycycle.simulator`, `paycycle.versioning`,
+Tasks wrap the plain functions of `paycycle.sim.simulator`, `paycycle.versioning`,
 `features.validation` and `features.table`; the flow only wires them. The DVC md5 of `data/raw`
 flows downstream: validation and features are cached by it (a re-run on the same data skips
 them), and it is returned so training runs can tag the data version they used.
@@ -28,8 +28,8 @@ from features import validation
 from paycycle import config, versioning
 from paycycle.config import Settings
 from paycycle.errors import DataError
-from paycycle.simulator import SimSpec
-from paycycle.simulator import simulate as run_simulation
+from paycycle.sim.simulator import SimSpec
+from paycycle.sim.simulator import simulate as run_simulation
 
 RAW_OUT = "data/raw"
 VALIDATION_METRICS = Path("reports/validation/raw.json")
@@ -240,10 +240,39 @@ def print_result(result: dict[str, Any], console: Any) -> None:
         console.print("dvc.lock:   not updated (run differs from params.yaml)")
 
 
-if __name__ == "__main__":  # the same options and error handling as `paycycle pipeline`
+def main(argv: list[str] | None = None) -> int:
+    """`python -m flows.pipeline`: the options of `paycycle pipeline`, errors as one line (exit 2).
+
+    Parses its own arguments so that flows never import the CLI.
+    """
+    import argparse
     import sys
 
-    from cli.app import run as run_cli
+    from rich.console import Console
 
-    sys.argv = ["paycycle", "pipeline", *sys.argv[1:]]
-    run_cli()
+    from paycycle.errors import PayCycleError
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, help="customers (params: data.customers)")
+    parser.add_argument("--months", type=int, help="months (params: data.months)")
+    parser.add_argument("--seed", type=int, help="seed (params: data.seed)")
+    parser.add_argument("--scenario", help="scenario (params: data.scenario)")
+    args = parser.parse_args(argv)
+    try:
+        settings = config.load()
+        result = run(
+            settings,
+            customers=args.customers,
+            months=args.months,
+            seed=args.seed,
+            scenario=args.scenario,
+        )
+    except PayCycleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print_result(result, Console())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -51,7 +51,7 @@ def list_partitions(raw_dir: Path) -> list[str]:
 
 
 def load_partition(raw_dir: Path, part: str) -> dict[str, pd.DataFrame]:
-    """The event tables of one partition (same dtypes as `paycycle.simulator.read_table`)."""
+    """The event tables of one partition (same dtypes as `paycycle.tables.read_table`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

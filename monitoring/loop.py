@@ -1,6 +1,7 @@
 """Plain functions behind the monitor → retrain loop (`flows/monitor.py` wires them).
 
-* `simulated_windows` / `production_windows`: the (reference, current) pair to compare;
+* `build_windows` (`simulated_windows` / `production_windows`): the (reference, current) pair
+  to compare, for `paycycle monitor` and the flow alike;
 * `cooldown_passed` / `record_retrain`: the guard between drift-triggered retrains, kept in
   `<reports_dir>/monitor_state.json` next to the reports it explains;
 * `reload_service`: `POST <service_url>/admin/reload` with the bearer token.
@@ -30,12 +31,44 @@ def simulated_windows(
 ) -> tuple[Window, Window]:
     """Fresh in-memory simulation of `scenario` (shift in the last month); see `windows`."""
     from monitoring.windows import scenario_windows
-    from paycycle.simulator import SimSpec
+    from paycycle.sim.simulator import SimSpec
 
     spec = SimSpec(
         customers=customers, months=months, seed=seed, scenario=scenario, start_date=start_date
     )
     return scenario_windows(spec)
+
+
+def build_windows(
+    settings: Settings,
+    scenario: str | None,
+    customers: int,
+    months: int,
+    seed: int | None = None,
+) -> tuple[Window, Window]:
+    """The (reference, current) pair of one monitoring cycle, for the CLI and the flow alike.
+
+    Args:
+        settings: project settings (feature table, request log, raw data, `data` params).
+        scenario: simulate fresh data for this scenario (`simulated_windows`); None compares
+            production data (`production_windows`).
+        customers, months: simulated sizes (with `scenario`).
+        seed: simulation seed (default `data.seed`).
+
+    Raises:
+        DataError: production data is missing, or the scenario cannot be windowed.
+    """
+    if scenario is None:
+        return production_windows(settings)
+    d = settings.params.data
+    return simulated_windows(
+        scenario, customers, months, d.seed if seed is None else seed, d.start_date
+    )
+
+
+def report_name(scenario: str | None, now: dt.datetime | None = None) -> str:
+    """The report's name: the scenario (or `daily`) and the UTC time, e.g. `daily-061502`."""
+    return f"{scenario or 'daily'}-{now or dt.datetime.now(dt.UTC):%H%M%S}"
 
 
 def production_windows(settings: Settings, min_request_rows: int = 1_000) -> tuple[Window, Window]:

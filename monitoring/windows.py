@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from paycycle.calendar import month_starts
 from paycycle.errors import DataError
-from paycycle.simulator import SimSpec, month_starts, simulate_chunk
+from paycycle.sim.simulator import SimSpec, simulate_chunk
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,6 @@ from notify.links import EXTEND, UPDATE_PAYMENT, LinkSigner
 from paycycle import catalog
 from paycycle.config import NotifyParams, RetentionParams
 from paycycle.holdout import in_holdout
-from paycycle.sim_retention import is_hard
 from paycycle.store import (
     Addon,
     Card,
@@ -296,7 +295,7 @@ def _payment_rows(
             "decline_code": rec["decline_code"],
         }
         if links is not None:
-            payload["hard_decline"] = bool(is_hard(rec["decline_code"] or ""))
+            payload["hard_decline"] = bool(catalog.is_hard(rec["decline_code"] or ""))
             payload["update_payment_url"] = links.url(
                 rec["customer_id"], UPDATE_PAYMENT, _issued(as_of)
             )

@@ -1,10 +1,17 @@
-"""One day of the billing monitor: compute → enqueue → deliver, shared by the CLI and the flow."""
+"""One day of the billing monitor: compute → enqueue → deliver, shared by the CLI and the flow.
+
+`run_day` is the only composition of a day. Its steps (`compute_due`, `summarize_due`,
+`enqueue_due`, `deliver_due`) each open their own engine from the settings; the CLI runs them as
+they are, and `flows.billing` passes Prefect tasks wrapping the same functions (`DaySteps`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -28,6 +35,16 @@ class DayReport:
     enqueued: EnqueueResult | None = None
     delivery: DeliveryStats | None = None
     notes: list[str] = field(default_factory=list)
+    due: int = 0  # notices due that day
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready figures: `as_of`, `due`, and `enqueue`/`delivery` when they ran."""
+        out: dict[str, Any] = {"as_of": self.as_of.isoformat(), "due": self.due}
+        if self.enqueued is not None:
+            out["enqueue"] = asdict(self.enqueued)
+        if self.delivery is not None:
+            out["delivery"] = asdict(self.delivery)
+        return out
 
 
 def load_offer_policy(settings: Settings) -> pd.DataFrame | None:
@@ -97,6 +114,65 @@ def summarize(engine: Engine, due: pd.DataFrame, settings: Settings) -> pd.DataF
     return table.fillna(0).astype(int).reset_index()
 
 
+@contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    from paycycle.store import make_engine
+
+    engine = make_engine(settings.db_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def compute_due(
+    settings: Settings,
+    as_of: dt.date,
+    recommendations: pd.DataFrame | None = None,
+    offers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Step: the day's due notices (`compute`) on the settings' store."""
+    with _engine(settings) as engine:
+        return compute(engine, settings, as_of, recommendations, offers)
+
+
+def summarize_due(settings: Settings, due: pd.DataFrame) -> pd.DataFrame:
+    """Step: counts by kind and outbox status (`summarize`) on the settings' store."""
+    with _engine(settings) as engine:
+        return summarize(engine, due, settings)
+
+
+def enqueue_due(settings: Settings, due: pd.DataFrame, channel: str) -> EnqueueResult:
+    """Step: insert the due notices into the outbox; existing dedup keys are skipped."""
+    from notify.outbox import enqueue
+
+    with _engine(settings) as engine:
+        return enqueue(engine, due, channel)
+
+
+def deliver_due(settings: Settings, channel: str) -> DeliveryStats:
+    """Step: deliver every due notice of `channel` (claims are leased, so a retry is safe)."""
+    from notify.channels import make_channel
+    from notify.outbox import deliver
+
+    with _engine(settings) as engine:
+        sink = make_channel(channel, settings)
+        try:
+            return deliver(engine, sink, settings.params.notify)
+        finally:
+            sink.close()
+
+
+@dataclass(frozen=True)
+class DaySteps:
+    """The steps `run_day` composes; the flow swaps in Prefect tasks wrapping the same ones."""
+
+    compute: Callable[..., pd.DataFrame] = compute_due
+    summarize: Callable[..., pd.DataFrame] = summarize_due
+    enqueue: Callable[..., EnqueueResult] = enqueue_due
+    deliver: Callable[..., DeliveryStats] = deliver_due
+
+
 def run_day(
     settings: Settings,
     as_of: dt.date,
@@ -104,6 +180,7 @@ def run_day(
     dry_run: bool = False,
     recommendations: pd.DataFrame | None = None,
     offers: pd.DataFrame | None = None,
+    steps: DaySteps = DaySteps(),
 ) -> DayReport:
     """Compute the day's notices and, unless `dry_run`, enqueue and deliver them.
 
@@ -114,28 +191,17 @@ def run_day(
         dry_run: only compute; the outbox is not touched.
         recommendations: recommender output; None reads the store's `scores`.
         offers: offer policy output; None reads `notify.offer_policy_path` if it exists.
+        steps: the step functions (the flow passes its tasks).
 
     Returns:
         Counts by kind and status, plus enqueue and delivery figures.
     """
-    from notify.channels import make_channel
-    from notify.outbox import deliver, enqueue
-    from paycycle.store import make_engine
-
     channel = channel or settings.params.notify.channel
-    engine = make_engine(settings.db_url)
-    try:
-        due = compute(engine, settings, as_of, recommendations, offers)
-        report = DayReport(as_of, channel, dry_run, summarize(engine, due, settings))
-        if dry_run:
-            return report
-        report.enqueued = enqueue(engine, due, channel)
-        sink = make_channel(channel, settings)
-        try:
-            report.delivery = deliver(engine, sink, settings.params.notify)
-        finally:
-            sink.close()
-        report.counts = summarize(engine, due, settings)
+    due = steps.compute(settings, as_of, recommendations, offers)
+    report = DayReport(as_of, channel, dry_run, steps.summarize(settings, due), due=len(due))
+    if dry_run:
         return report
-    finally:
-        engine.dispose()
+    report.enqueued = steps.enqueue(settings, due, channel)
+    report.delivery = steps.deliver(settings, channel)
+    report.counts = steps.summarize(settings, due)
+    return report

@@ -5,6 +5,7 @@ Prices are in USD; a customer is billed in the currency of their country at the 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 # The simulator's tables, parents before children (the store loads them in this order).
@@ -74,6 +75,7 @@ DECLINE_CODES: dict[str, tuple[float, bool]] = {
     "stolen_card": (0.05, True),
 }
 RETRY_DAYS = (1, 3, 7)  # the processor's retry schedule after a failed first attempt
+HARD_DECLINES = tuple(k for k, (_, hard) in DECLINE_CODES.items() if hard)
 
 
 def plans_frame() -> pd.DataFrame:
@@ -87,3 +89,8 @@ def plans_frame() -> pd.DataFrame:
 def addons_frame() -> pd.DataFrame:
     """The add-on table as written by the simulator."""
     return pd.DataFrame(ADDONS, columns=["addon_id", "name", "monthly_price", "signal"])
+
+
+def is_hard(code: np.ndarray | str) -> np.ndarray:
+    """Whether each decline code is hard (a retry on the same card cannot succeed)."""
+    return np.isin(np.asarray(code, dtype=object), list(HARD_DECLINES))

@@ -169,7 +169,7 @@ class ScoringParams(Section):
 
 
 class DunningParams(Section):
-    """Decline-aware dunning (`notify/dunning.py`): caps and the end action."""
+    """Decline-aware dunning (`retention/dunning.py`): caps and the end action."""
 
     max_retries: int = Field(4, ge=0, le=20)  # retries of a soft decline after the failed charge
     max_days: int = Field(30, ge=1, le=60)  # no retry later than this many days after it
@@ -178,7 +178,8 @@ class DunningParams(Section):
 
 
 class RetentionParams(Section):
-    """Retention notices, signed links, cancel-intent offers, holdout and frequency caps."""
+    """Retention notices (`notify/cycles.py`), signed links, cancel-intent offers and saves,
+    uplift (`retention/`), holdout and frequency caps."""
 
     card_expiring_days: int = Field(5, ge=1, le=60)  # notice this many days before expiry
     trial_ending_days: int = Field(3, ge=1, le=30)

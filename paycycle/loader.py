@@ -14,6 +14,8 @@ upserts them by primary key, all in one transaction:
 
 Loading the same data twice leaves the tables as they were. Rows already in the database but
 absent from the Parquet are kept (an upsert, not a replace).
+
+`migrate_and_load` brings a project's store to the head migration and loads its `data/raw`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,7 +35,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from paycycle.errors import DataError
-from paycycle.store import RAW_LOAD_ORDER, RAW_MODELS
+from paycycle.store import RAW_LOAD_ORDER, RAW_MODELS, make_engine, upgrade
+
+if TYPE_CHECKING:
+    from paycycle.config import Settings
 
 Progress = Callable[[str, int, int], None]  # (table, rows done, rows in table)
 BATCH_ROWS = 50_000
@@ -348,3 +354,13 @@ def load_raw(engine: Engine, raw_dir: Path, progress: Progress | None = None) ->
             s.name: conn.execute(sql_text(f'SELECT count(*) FROM "{s.name}"')).scalar_one()
             for s in scans
         }
+
+
+def migrate_and_load(settings: Settings) -> dict[str, int]:
+    """Bring the project's store to the head migration and load its raw tables into it."""
+    upgrade(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        return load_raw(engine, settings.raw_dir)
+    finally:
+        engine.dispose()

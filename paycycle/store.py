@@ -1,11 +1,12 @@
 """The subscription store: SQLAlchemy 2 models, engine/session helpers and Alembic migrations.
 
-Raw tables mirror the Parquet the simulator writes (`paycycle/simulator.py`), one column per
+Raw tables mirror the Parquet the simulator writes (`paycycle/sim/simulator.py`), one column per
 Parquet column with the same name: int64 → BIGINT, double → DOUBLE PRECISION, string → VARCHAR,
 bool → BOOLEAN, and the contract's day-resolution timestamps → DATE. `notices` is the billing
 monitor's outbox and `scores` holds batch scores. The schema is created by the Alembic revisions in
 `paycycle/migrations` (`upgrade()`), never by `create_all`; bulk loading lives in
-`paycycle/loader.py` (`load_raw`).
+`paycycle/loader.py` (`load_raw`, `migrate_and_load`), which builds on this module (never the
+other way round).
 
 Nothing here connects at import: call `make_engine(settings.db_url)` from an entry point.
 """
@@ -13,7 +14,7 @@ Nothing here connects at import: call `make_engine(settings.db_url)` from an ent
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -274,7 +275,7 @@ class Trial(Base):
 class CancelIntent(Base):
     """A cancel-page visit: stated reason, the offer shown and its outcome (migration 0003).
 
-    `saved` is set by `training.saves.check_saves` once 30 days have passed: true only when the
+    `saved` is set by `retention.saves.check_saves` once 30 days have passed: true only when the
     customer's subscription is still live then.
     """
 
@@ -419,24 +420,3 @@ def upgrade(settings_or_url: Settings | str, revision: str = "head") -> str:
         return head_revision()
     command.upgrade(alembic_config(url), revision)
     return current_revision(url) or ""
-
-
-def load_raw(
-    engine: Engine,
-    raw_dir: Path,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> dict[str, int]:
-    """Validate and bulk-load the simulator's raw tables; see `paycycle.loader.load_raw`."""
-    from paycycle.loader import load_raw as _load_raw
-
-    return _load_raw(engine, raw_dir, progress)
-
-
-def migrate_and_load(settings: Settings) -> dict[str, int]:
-    """Bring the project's store to the head migration and load its raw tables into it."""
-    upgrade(settings)
-    engine = make_engine(settings.db_url)
-    try:
-        return load_raw(engine, settings.raw_dir)
-    finally:
-        engine.dispose()

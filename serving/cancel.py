@@ -1,6 +1,6 @@
 """`POST /cancel-intent`: the cancel page's reason survey ⇒ the offer matched to the reason.
 
-The request names the customer and the stated reason; `training.saves.record_intent` picks the
+The request names the customer and the stated reason; `retention.saves.record_intent` picks the
 best positive-value offer (discount, pause 1–3 months, downgrade, monthly→annual switch; none for
 holdout customers or within the frequency cap) and records the visit in the store's
 `cancel_intents`, where `paycycle saves` later settles whether the customer was saved.
@@ -52,7 +52,7 @@ def _reply(payload: object, status: int = 200) -> Response:
 async def cancel_intent(settings: Any, customer_id: int, reason: str) -> Response:
     """Record the visit and return the matched offer (404 for an unknown customer)."""
     from paycycle.errors import DataError
-    from training.saves import record_intent
+    from retention.saves import record_intent
 
     today = dt.datetime.now(dt.UTC).date()
     try:

@@ -1,7 +1,8 @@
 """ASGI middleware in front of every route: bearer token, body size limit, uniform 4xx.
 
-- Every path except `OPEN_PATHS` (liveness/readiness probes) needs `Authorization: Bearer
-  $PAYCYCLE_API_TOKEN`; otherwise 401 with a JSON body. `/metrics` and `/docs.json` need it too.
+- Every path except `OPEN_PATHS` (liveness/readiness probes, declared in `serving.openapi`)
+  needs `Authorization: Bearer $PAYCYCLE_API_TOKEN`; otherwise 401 with a JSON body. `/metrics`
+  and `/docs.json` need it too.
 - A body over `serving.max_body_bytes` is refused with 413 before it is read; a body that is
   not `application/json` with 415.
 - BentoML answers pydantic validation errors with 400; they are sent as 422 (the field names are
@@ -20,10 +21,10 @@ from typing import Any
 
 from paycycle import config
 from paycycle.errors import ConfigError
+from serving.openapi import OPEN_PATHS, complete_spec
 from serving.selfserve import SELF_SERVE_PATHS
 from serving.selfserve import answer as self_serve
 
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 Scope = dict[str, Any]
@@ -160,8 +161,6 @@ class Guard:
     async def _docs(self, send: Any) -> None:
         if self._spec is None:
             import bentoml
-
-            from serving.openapi import complete_spec
 
             instance = bentoml.get_current_service()
             self._spec = json.dumps(complete_spec(instance.bento_service)).encode()

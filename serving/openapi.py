@@ -2,14 +2,16 @@
 
 BentoML documents the API routes and its own 400/404/500 errors; the guard adds bearer auth
 (401), the body limit (413), validation errors as 422, overload (503) and readiness as JSON.
+The paths open without a token (`OPEN_PATHS`) are declared here and enforced by the guard.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from serving.guard import OPEN_PATHS
 from serving.schemas import ErrorBody, Readiness
+
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})  # probes: no bearer token
 
 ERRORS = {
     "401": "missing or wrong bearer token",

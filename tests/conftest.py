@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from paycycle import config
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,8 +29,8 @@ def simulate(
     ] = None,
 ) -> None:
     """Generate simulated subscription data under data/raw and its ground truth under data/truth."""
-    from paycycle.simulator import SimSpec
-    from paycycle.simulator import simulate as run_simulation
+    from paycycle.sim.simulator import SimSpec
+    from paycycle.sim.simulator import simulate as run_simulation
 
     settings = config.load()
     d = settings.params.data

@@ -46,22 +46,10 @@ def monitor(
             root=str(settings.root),
         )
     else:
-        import datetime as dt
+        from monitoring.loop import build_windows, report_name, run_report
 
-        from monitoring.loop import production_windows, run_report, simulated_windows
-
-        if scenario is None:
-            ref, cur = production_windows(settings)
-        else:
-            ref, cur = simulated_windows(
-                scenario,
-                customers,
-                months,
-                settings.params.data.seed if seed is None else seed,
-                settings.params.data.start_date,
-            )
-        name = f"{scenario or 'daily'}-{dt.datetime.now(dt.UTC):%H%M%S}"
-        out = run_report(settings, ref, cur, name)
+        ref, cur = build_windows(settings, scenario, customers, months, seed)
+        out = run_report(settings, ref, cur, report_name(scenario))
     typer.echo(f"verdict: {out['verdict']} (weighted drift share {out.get('share', 0):.3f})")
     for reason in out["reasons"]:
         typer.echo(f"  because {reason}")

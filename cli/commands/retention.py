@@ -27,7 +27,7 @@ def saves(
 ) -> None:
     """Count cancel-page saves: still active `retention.save_days` after the visit."""
     from paycycle.store import make_engine
-    from training.saves import check_saves
+    from retention.saves import check_saves
 
     settings = config.load()
     engine = make_engine(settings.db_url)
@@ -49,8 +49,8 @@ def uplift(
     truth: Annotated[bool, typer.Option(help="Also check against the simulator's truth.")] = True,
 ) -> None:
     """Per-offer uplift vs the holdout with CIs; writes reports/uplift/uplift.{json,md}."""
-    from paycycle.simulator import read_table
-    from training.uplift import uplift_report
+    from paycycle.tables import read_table
+    from retention.uplift import uplift_report
 
     settings = config.load()
     r = settings.params.retention

@@ -70,7 +70,8 @@ def load(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from paycycle.store import load_raw, make_engine, safe_url, upgrade
+    from paycycle.loader import load_raw
+    from paycycle.store import make_engine, safe_url, upgrade
 
     settings = config.load()
     source = settings.path(raw_dir) if raw_dir else settings.raw_dir

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notify.dunning import paddle_like, plan_dunning, stripe_like
 from notify.links import UPDATE_PAYMENT, LinkError, sign, verify
 from paycycle import catalog
 from paycycle.config import DunningParams, NotifyParams, RetentionParams
-from paycycle.simulator import read_table
-from training.dunning_eval import evaluate_plans
+from paycycle.tables import read_table
+from retention.dunning import paddle_like, plan_dunning, stripe_like
+from retention.dunning_eval import evaluate_plans
 
 CODES = list(catalog.DECLINE_CODES)
 HARD = [c for c, (_, h) in catalog.DECLINE_CODES.items() if h]
@@ -118,7 +118,8 @@ def test_payment_method_endpoint_refuses_tampered_token(monkeypatch) -> None:
 
 @pytest.fixture()
 def store(project):
-    from paycycle.store import load_raw, make_engine, upgrade
+    from paycycle.loader import load_raw
+    from paycycle.store import make_engine, upgrade
 
     upgrade(project.db_url)
     engine = make_engine(project.db_url)
@@ -191,7 +192,7 @@ def test_dunning_notices_carry_signed_links_and_render(project, store) -> None:
 
 
 def test_saves_count_only_customers_still_active_after_30_days(project, store) -> None:
-    from training.saves import check_saves, record_intent
+    from retention.saves import check_saves, record_intent
 
     r = RetentionParams(holdout_share=0.0)
     subs = read_table(project.raw_dir, "subscriptions")
@@ -221,7 +222,7 @@ def test_holdout_is_deterministic_and_sized() -> None:
 
 def test_guard_offers_applies_holdout_and_frequency_cap() -> None:
     from paycycle.holdout import in_holdout
-    from training.uplift import guard_offers
+    from retention.uplift import guard_offers
 
     r = RetentionParams(holdout_share=0.2, offer_cap_days=60)
     ids = np.arange(1, 201)
@@ -241,7 +242,7 @@ def test_guard_offers_applies_holdout_and_frequency_cap() -> None:
 def test_uplift_ci_covers_true_uplift_for_every_offer(small_sim: Path, tmp_path: Path) -> None:
     import json
 
-    from training.uplift import uplift_report
+    from retention.uplift import uplift_report
 
     events = {k: read_table(small_sim / "raw", k) for k in ("offers", "subscriptions")}
     table = uplift_report(events, RetentionParams(), tmp_path, small_sim / "truth")

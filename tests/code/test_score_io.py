@@ -26,7 +26,8 @@ from inference.score_io import (
 )
 from paycycle.config import Settings
 from paycycle.errors import EXIT_DATA, EXIT_USAGE, DataError
-from paycycle.store import load_raw, make_engine, upgrade
+from paycycle.loader import load_raw
+from paycycle.store import make_engine, upgrade
 from tests.conftest import PROJECT_ROOT, env_without_prefect, run_python
 
 AS_OF = dt.date(2025, 10, 1)

@@ -13,14 +13,8 @@ from hypothesis import strategies as st
 
 from paycycle.config import SCENARIOS
 from paycycle.errors import DataError
-from paycycle.simulator import (
-    RAW_TABLES,
-    TRUTH_TABLES,
-    SimSpec,
-    read_table,
-    simulate,
-    simulate_chunk,
-)
+from paycycle.sim.simulator import RAW_TABLES, TRUTH_TABLES, SimSpec, simulate, simulate_chunk
+from paycycle.tables import read_table
 
 
 def digest(folder: Path) -> dict[str, str]:

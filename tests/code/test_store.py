@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, inspect, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from paycycle.simulator import read_table
+from paycycle.loader import load_raw
 from paycycle.store import (
     RAW_LOAD_ORDER,
     RAW_MODELS,
@@ -23,12 +23,12 @@ from paycycle.store import (
     Subscription,
     current_revision,
     head_revision,
-    load_raw,
     make_engine,
     normalize_url,
     session_scope,
     upgrade,
 )
+from paycycle.tables import read_table
 
 
 def parquet_counts(raw_dir: Path) -> dict[str, int]:

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from paycycle.errors import EXIT_DATA, DataError
-from paycycle.simulator import SimSpec, simulate
-from paycycle.store import RAW_LOAD_ORDER, load_raw, make_engine, upgrade
+from paycycle.loader import load_raw
+from paycycle.sim.simulator import SimSpec, simulate
+from paycycle.store import RAW_LOAD_ORDER, make_engine, upgrade
 
 TINY = SimSpec(customers=400, months=3, seed=5)
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from paycycle import config
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -130,7 +130,8 @@ def scoring_project(
 ) -> config.Settings:
     """A project on the small partitioned simulation, its customers loaded into Postgres, the
     champion in MLflow and `PAYCYCLE_DASK_ADDRESS` pointing at the test cluster."""
-    from paycycle.store import load_raw, make_engine, upgrade
+    from paycycle.loader import load_raw
+    from paycycle.store import make_engine, upgrade
 
     shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
     shutil.copytree(sim / "raw", tmp_path / "data" / "raw")

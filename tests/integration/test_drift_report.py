@@ -13,7 +13,7 @@ from monitoring.decision import Thresholds, univariate_importance
 from monitoring.drift import drift_report, stratified_sample
 from monitoring.windows import scenario_windows
 from paycycle import config
-from paycycle.simulator import SimSpec
+from paycycle.sim.simulator import SimSpec
 
 CUSTOMERS, MONTHS, SEED = 4_000, 6, 2024  # not a tuning (0-29) or reported (1000-1029) seed
 

@@ -20,8 +20,9 @@ from notify.channels import SIGNATURE_HEADER, SmtpChannel, WebhookChannel, messa
 from notify.cycles import due_notices
 from notify.outbox import deliver, enqueue, notices
 from paycycle.config import NotifyParams
-from paycycle.simulator import SimSpec, simulate
-from paycycle.store import load_raw, make_engine, upgrade
+from paycycle.loader import load_raw
+from paycycle.sim.simulator import SimSpec, simulate
+from paycycle.store import make_engine, upgrade
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 DAY = dt.date(2025, 1, 10)

@@ -14,8 +14,10 @@ from notify.channels import FileChannel, read_outbox_file
 from notify.cycles import due_notices
 from notify.outbox import deliver, enqueue, outbox_counts
 from paycycle.config import NotifyParams
-from paycycle.simulator import SimSpec, read_table, simulate
-from paycycle.store import load_raw, make_engine, upgrade
+from paycycle.loader import load_raw
+from paycycle.sim.simulator import SimSpec, simulate
+from paycycle.store import make_engine, upgrade
+from paycycle.tables import read_table
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration, pytest.mark.slow]
 START = dt.date(2025, 1, 1)

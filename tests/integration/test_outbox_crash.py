@@ -21,8 +21,9 @@ from notify.channels import FileChannel, Message, TransientDeliveryError, read_o
 from notify.cycles import due_notices
 from notify.outbox import deliver, enqueue, notices, utcnow
 from paycycle.config import NotifyParams
-from paycycle.simulator import SimSpec, simulate
-from paycycle.store import load_raw, make_engine, upgrade
+from paycycle.loader import load_raw
+from paycycle.sim.simulator import SimSpec, simulate
+from paycycle.store import make_engine, upgrade
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 WORKER = Path(__file__).resolve().parent / "notify_worker.py"

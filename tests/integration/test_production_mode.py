@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from paycycle import config
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 from tests import mlflow_server
 from tests.conftest import PG_ADMIN_URL, PROJECT_ROOT, _admin_engine
 
@@ -141,7 +141,8 @@ def _run_mode(settings: config.Settings) -> ModeRun:
     from inference import registry as models
     from inference.registry import CHAMPION
     from notify.daily import compute, run_day
-    from paycycle.store import RAW_LOAD_ORDER, load_raw, make_engine, upgrade
+    from paycycle.loader import load_raw
+    from paycycle.store import RAW_LOAD_ORDER, make_engine, upgrade
     from training.churn.pipeline import promote_churn, train_from_table
     from training.churn.tune import tune
 

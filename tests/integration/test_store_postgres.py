@@ -13,13 +13,13 @@ from sqlalchemy import inspect
 
 from paycycle import loader
 from paycycle.errors import DataError
-from paycycle.simulator import SimSpec, simulate
+from paycycle.loader import load_raw
+from paycycle.sim.simulator import SimSpec, simulate
 from paycycle.store import (
     RAW_LOAD_ORDER,
     Customer,
     current_revision,
     head_revision,
-    load_raw,
     make_engine,
     session_scope,
     upgrade,

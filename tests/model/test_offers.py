@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paycycle.config import OfferParams
-from paycycle.simulator import SimSpec, simulate
+from paycycle.sim.simulator import SimSpec, simulate
 
 SPEC = SimSpec(customers=6_000, months=12, seed=21, chunk_customers=6_000)
 AS_OF = "2025-12-01"

@@ -55,7 +55,7 @@ def serving_store(
 
     Returns (tracking URI, work folder).
     """
-    from paycycle.store import migrate_and_load
+    from paycycle.loader import migrate_and_load
     from training.offers.pipeline import promote_offers, train_and_log_offers
     from training.recommender.pipeline import build_table, promote_recommender, train_and_log
 

@@ -253,7 +253,7 @@ def bootstrap_champion(workdir: Path, customers: int = 2_000, seed: int = 7) -> 
     """
     from features.table import snapshot_dates, write_feature_table
     from paycycle import config
-    from paycycle.simulator import SimSpec, simulate
+    from paycycle.sim.simulator import SimSpec, simulate
 
     workdir = Path(workdir)
     uri = f"sqlite:///{workdir / 'mlruns.db'}"

@@ -41,7 +41,7 @@ class Truth:
 
 def load_truth(truth_dir: Path, customer_ids: np.ndarray, as_of: dt.date | str) -> Truth:
     """Hazard on `as_of` and offer response per customer (evaluation only; never a feature)."""
-    from paycycle.simulator import read_table
+    from paycycle.tables import read_table
 
     t = pd.Timestamp(as_of).normalize()
     hazard = read_table(truth_dir, "hazard")

@@ -53,7 +53,7 @@ from paycycle.errors import DataError
 ORGANIC_KINDS = ("addon", "upgrade", "downgrade")
 LABEL_COLUMNS = tuple(f"y_{a}" for a in ACTIONS)
 WINDOW_DAYS = 60
-# the simulator's adoption rule (paycycle/simulator.py docstring)
+# the simulator's adoption rule (paycycle/sim/simulator.py docstring)
 ADOPT_RATE, AFFINITY_SCALE = 0.04, 1.5
 UP_RATE, UP_RATIO, DOWN_RATE, DOWN_RATIO = 0.3, 1.3, 0.15, 0.25
 
@@ -145,7 +145,7 @@ def oracle_probabilities(
 
     Only evaluation calls this; truth never feeds a model.
     """
-    from paycycle.simulator import read_table
+    from paycycle.tables import read_table
 
     truth = read_table(truth_dir, "customers").set_index("customer_id")
     truth = truth.reindex(frame["customer_id"])

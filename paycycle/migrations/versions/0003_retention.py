@@ -1,8 +1,8 @@
 """Retention: cards on file (expiry dates), converted trials, cancel-page intents.
 
-`cards` and `trials` are raw tables the simulator writes (`paycycle/sim_retention.py`);
+`cards` and `trials` are raw tables the simulator writes (`paycycle/sim/retention.py`);
 `cancel_intents` records each cancel-page visit with the offer shown and, 30 days later,
-whether the customer was saved (`training/saves.py`).
+whether the customer was saved (`retention/saves.py`).
 
 Revision ID: 0003
 Revises: 0002

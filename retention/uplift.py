@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from inference.offers import OFFER_TYPES
 from paycycle.config import RetentionParams
 from paycycle.errors import DataError
 from paycycle.holdout import in_holdout
-from training.offers.learning import OFFER_TYPES
 
 
 def _z(confidence: float) -> float:
@@ -142,7 +142,7 @@ def measure_uplift(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame
 
 def true_uplift(rows: pd.DataFrame, truth_dir: Path, window_months: int) -> pd.Series:
     """The simulator's true intent-to-treat uplift per offer type on the treated rows."""
-    from paycycle.simulator import read_table
+    from paycycle.tables import read_table
 
     treated = rows.loc[rows["group"] != "holdout"]
     hazard = read_table(truth_dir, "hazard").pivot(

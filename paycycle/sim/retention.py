@@ -1,7 +1,7 @@
 """Simulator additions for retention: cards with expiry dates, trials, and retry-recovery truth.
 
 Everything here is drawn from its own generator ``default_rng([seed, chunk, 1])`` *after* the
-monthly loop of `paycycle.simulator.simulate_chunk`, so the original draws and tables are
+monthly loop of `paycycle.sim.simulator.simulate_chunk`, so the original draws and tables are
 byte-identical to what they were before these tables existed. The new tables are derived so that
 they agree with the ledger already written:
 
@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from paycycle import catalog
+from paycycle.calendar import as_days, month_end, payday, weekday
 
 TRIAL_SHARE = 0.3
 TRIAL_DAYS = 14
@@ -61,33 +62,6 @@ CARD_COLUMNS = ["card_id", "customer_id", "added_on", "expires_on"]
 TRIAL_COLUMNS = ["subscription_id", "customer_id", "trial_start", "trial_end"]
 
 
-def _days(x: object) -> np.ndarray:
-    return np.asarray(x).astype("datetime64[D]")
-
-
-def month_end(day: np.ndarray) -> np.ndarray:
-    """Last day of the month of each date."""
-    return ((_days(day).astype("datetime64[M]") + 1).astype("datetime64[D]")) - 1
-
-
-def payday(day: np.ndarray) -> np.ndarray:
-    """1st, 2nd, 15th, 16th or last day of the month."""
-    d = _days(day)
-    dom = (d - d.astype("datetime64[M]").astype("datetime64[D]")).astype(int) + 1
-    return np.isin(dom, (1, 2, 15, 16)) | (d == month_end(d))
-
-
-def weekday(day: np.ndarray) -> np.ndarray:
-    """Monday = 0 … Sunday = 6."""
-    return (_days(day).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
-
-
-def is_hard(code: np.ndarray | str) -> np.ndarray:
-    """Whether each decline code is hard (a retry on the same card cannot succeed)."""
-    hard = {k for k, (_, h) in catalog.DECLINE_CODES.items() if h}
-    return np.isin(np.asarray(code, dtype=object), list(hard))
-
-
 def retry_success_probability(
     code: np.ndarray | str, day: np.ndarray, attempts_so_far: np.ndarray | int
 ) -> np.ndarray:
@@ -102,7 +76,7 @@ def retry_success_probability(
         Probabilities broadcast over the inputs; 0 for hard declines.
     """
     code = np.asarray(code, dtype=object)
-    d = _days(day)
+    d = as_days(day)
     base = np.full(np.broadcast(code, d).shape, -np.inf)
     pay = payday(d)
     wd = weekday(d)
@@ -146,26 +120,26 @@ def retention_tables(
     # --- cards ---
     first = pays.loc[(pays["attempt"] == 0) & (pays["decline_code"] == "expired_card")]
     ev = pd.DataFrame(
-        {"customer_id": first["customer_id"].to_numpy(), "added_on": _days(first["attempted_at"])}
+        {"customer_id": first["customer_id"].to_numpy(), "added_on": as_days(first["attempted_at"])}
     ).sort_values(["customer_id", "added_on"], kind="stable")
     ev["k"] = ev.groupby("customer_id").cumcount() + 1
     base = pd.DataFrame(
-        {"customer_id": ids[joined], "added_on": _days(signup_date[joined]), "k": 0}
+        {"customer_id": ids[joined], "added_on": as_days(signup_date[joined]), "k": 0}
     )
     cards = pd.concat([base, ev], ignore_index=True).sort_values(["customer_id", "k"])
     cards = cards.reset_index(drop=True)
     nxt = cards.groupby("customer_id")["added_on"].shift(-1)
     pos = cards["customer_id"].to_numpy() - pos0
-    added = _days(cards["added_on"])
+    added = as_days(cards["added_on"])
     from_month = np.maximum(added.astype("datetime64[M]"), np.datetime64(start, "M"))
     drawn = month_end((from_month + 1 + (u_exp[pos] * 48).astype(int)).astype("datetime64[D]"))
     has_next = nxt.notna().to_numpy()
-    nxt_day = _days(nxt.fillna(pd.Timestamp(end)).to_numpy())
+    nxt_day = as_days(nxt.fillna(pd.Timestamp(end)).to_numpy())
     expiry = np.where(has_next, nxt_day.astype("datetime64[M]").astype("datetime64[D]") - 1, drawn)
     cards["expires_on"] = expiry
     cancelled = subs.set_index("customer_id")["cancelled_at"].reindex(cards["customer_id"])
-    stop = _days(cancelled.fillna(pd.Timestamp(end)).to_numpy())
-    renew = ~has_next & (expiry < np.minimum(stop, _days(end)))
+    stop = as_days(cancelled.fillna(pd.Timestamp(end)).to_numpy())
+    renew = ~has_next & (expiry < np.minimum(stop, as_days(end)))
     extra = pd.DataFrame(
         {
             "customer_id": cards["customer_id"].to_numpy()[renew],
@@ -184,7 +158,7 @@ def retention_tables(
     cards["card_id"] = cards["customer_id"].to_numpy() * 100 + cards["k"].to_numpy()
     cards = cards[CARD_COLUMNS].reset_index(drop=True)
     for col in ("added_on", "expires_on"):
-        cards[col] = _days(cards[col])
+        cards[col] = as_days(cards[col])
 
     # --- trials ---
     trial = joined & (signup_month >= 0) & (u_trial < TRIAL_SHARE)
@@ -192,8 +166,8 @@ def retention_tables(
         {
             "subscription_id": ids[trial],
             "customer_id": ids[trial],
-            "trial_start": _days(signup_date[trial]) - TRIAL_DAYS,
-            "trial_end": _days(signup_date[trial]),
+            "trial_start": as_days(signup_date[trial]) - TRIAL_DAYS,
+            "trial_end": as_days(signup_date[trial]),
         },
         columns=TRIAL_COLUMNS,
     )
@@ -212,7 +186,7 @@ def retention_tables(
             "invoice_id": failed["invoice_id"].to_numpy(),
             "customer_id": failed["customer_id"].to_numpy(),
             "decline_code": failed["decline_code"].to_numpy(),
-            "failed_on": _days(failed["attempted_at"]),
+            "failed_on": as_days(failed["attempted_at"]),
             "amount": failed["amount"].to_numpy(float),
             "currency": currency,
             "amount_usd": np.round(failed["amount"].to_numpy(float) / fx, 2),

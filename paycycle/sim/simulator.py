@@ -33,7 +33,7 @@ Formulas (month ``m``, everything observable is taken from month ``m-1`` i.e. be
   of the plan ⇒ upgrade with p = 0.3; below 25% ⇒ downgrade with p = 0.15.
 
 Retention tables (``cards``, ``trials`` and the retry-recovery truth ``truth/dunning``) are
-drawn afterwards from a separate generator; their formulas are in `paycycle.sim_retention`.
+drawn afterwards from a separate generator; their formulas are in `paycycle.sim.retention`.
 
 Scenarios change the months from ``shift_month`` (default: the last one) on, and consume no extra
 randomness, so a scenario run equals the baseline run before the shift:
@@ -56,8 +56,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from paycycle import catalog
+from paycycle.calendar import month_starts
 from paycycle.errors import DataError
-from paycycle.sim_retention import retention_tables
+from paycycle.sim.retention import retention_tables
 
 RAW_TABLES = (*catalog.EVENT_TABLES, *catalog.RETENTION_TABLES)  # written per chunk
 TRUTH_TABLES = ("customers", "hazard", "offer_response", "dunning")
@@ -123,12 +124,6 @@ class SimSummary:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
-
-
-def month_starts(start: dt.date, months: int) -> np.ndarray:
-    """First day of each simulated month, plus the day after the last one (datetime64[D])."""
-    first = np.datetime64(start, "M")
-    return (first + np.arange(months + 1)).astype("datetime64[D]")
 
 
 class _Customers:
@@ -658,22 +653,3 @@ def simulate(
         + "\n"
     )
     return summary
-
-
-def read_table(directory: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read one simulated table (all its parts) from `directory`.
-
-    Raises:
-        DataError: the table is missing or a part cannot be read.
-    """
-    path = directory / name
-    parts = sorted(path.glob("part-*.parquet"))
-    if not parts:
-        raise DataError(f"{path}: no Parquet parts found (run `paycycle simulate` first)")
-    frames = []
-    for part in parts:
-        try:
-            frames.append(pq.read_table(part, columns=columns).to_pandas())
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{part}: unreadable Parquet ({str(exc).splitlines()[0]})") from None
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

@@ -1,7 +1,7 @@
 """Dunning plans scored on the simulator's retry-recovery truth (`truth/dunning`).
 
 Every failure row carries one pre-drawn uniform per day after the failure, so every plan is
-evaluated on the same failures and the same luck (`paycycle/sim_retention.py`):
+evaluated on the same failures and the same luck (`paycycle/sim/retention.py`):
 
 * a retry on day ``d`` that is attempt ``k`` on the invoice (``k ≥ 1`` counts the failed first
   charge) succeeds iff ``u_d < retry_success_probability(code, failed_on + d, k)``;
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from notify.dunning import DunningPlan
-from paycycle.sim_retention import (
+from paycycle.catalog import is_hard
+from paycycle.sim.retention import (
     CARD_UPDATE_SUCCESS,
     RECOVERY_DAYS,
     U_COLUMNS,
-    is_hard,
     retry_success_probability,
 )
+from retention.dunning import DunningPlan
 
 Planner = Callable[[str, object], DunningPlan]
 

@@ -16,7 +16,7 @@ Rules (plain functions, no I/O):
 
 Two fixed baselines for comparison: Stripe-like (8 retries within 2 weeks, hard declines never
 retried) and Paddle-like (7 retries over 30 days, every decline). Evaluation against the
-simulator's recovery truth is in `training/dunning_eval.py`.
+simulator's recovery truth is in `retention/dunning_eval.py`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from paycycle.calendar import payday, weekday
+from paycycle.catalog import is_hard
 from paycycle.config import DunningParams
-from paycycle.sim_retention import is_hard, month_end, weekday
 
 STRIPE_LIKE_DAYS = (1, 2, 4, 6, 8, 10, 12, 14)
 PADDLE_LIKE_DAYS = (1, 3, 5, 10, 15, 22, 30)
@@ -47,8 +48,7 @@ class DunningPlan:
 def day_scores(failed_on: dt.date, max_days: int) -> np.ndarray:
     """Rule score of retrying on each day 1..max_days after `failed_on` (module docstring)."""
     days = np.datetime64(failed_on, "D") + np.arange(1, max_days + 1)
-    dom = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(int) + 1
-    pay = np.isin(dom, (1, 2, 15, 16)) | (days == month_end(days))
+    pay = payday(days)
     wd = weekday(days)
     return 2.0 * pay + 1.0 * (wd == 4) - 1.0 * (wd >= 5) - 0.02 * np.arange(1, max_days + 1)
 
