@@ -85,6 +85,20 @@ def to_inputs(data: pd.DataFrame | Mapping[str, Any], spec: FeatureSpec) -> dict
     return out
 
 
+def load_export(path: Path, spec_file: str, spec_type: Any, what: str) -> tuple[Any, Any]:
+    """(spec, SavedModel) of an exported model directory: its JSON spec and the loaded graph.
+
+    Raises:
+        DataError: the directory holds no such spec (not `what`).
+    """
+    import tensorflow as tf
+
+    spec_path = Path(path) / spec_file
+    if not spec_path.exists():
+        raise DataError(f"{spec_path}: not {what} ({spec_file} missing)")
+    return spec_type.from_json(spec_path.read_text()), tf.saved_model.load(str(path))
+
+
 def load_scorer(path: Path) -> Scorer:
     """A compiled batch scorer over an exported SavedModel.
 
@@ -97,12 +111,7 @@ def load_scorer(path: Path) -> Scorer:
     """
     import tensorflow as tf
 
-    path = Path(path)
-    spec_path = path / SPEC_FILE
-    if not spec_path.exists():
-        raise DataError(f"{spec_path}: not an exported churn model (feature spec missing)")
-    spec = FeatureSpec.from_json(spec_path.read_text())
-    loaded = tf.saved_model.load(str(path))
+    spec, loaded = load_export(path, SPEC_FILE, FeatureSpec, "an exported churn model")
     serve = loaded.signatures["serving_default"]
 
     def score(data: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from features import recommender as rd
 from features import schema
-from inference.churn import FeatureSpec, default_spec, to_inputs
+from inference.churn import FeatureSpec, default_spec, load_export, to_inputs
 from paycycle.errors import DataError
 
 SPEC_FILE = "rec_spec.json"
@@ -270,12 +270,5 @@ def rank_items(scores: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
 
 def load_recommender(path: Path) -> Recommender:
     """Load an exported recommender as a compiled scorer (the registry's loader for it)."""
-    import tensorflow as tf
-
-    path = Path(path)
-    spec_path = path / SPEC_FILE
-    if not spec_path.exists():
-        raise DataError(f"{spec_path}: not an exported recommender (spec missing)")
-    spec = RecSpec.from_json(spec_path.read_text())
-    loaded = tf.saved_model.load(str(path))
+    spec, loaded = load_export(path, SPEC_FILE, RecSpec, "an exported recommender")
     return Recommender(loaded.signatures["serving_default"], spec, loaded)

@@ -1,15 +1,6 @@
-"""Recommender data: point-in-time inputs, held-out adoption labels and the simulator's oracle.
+"""Recommender training data: held-out adoption labels, the training table and the oracle.
 
-The recommender ranks the catalog's *items* (5 add-ons, 4 plans). Internally it predicts over
-seven *actions*: the five add-ons plus `upgrade` and `downgrade` (one tier, as plans move in the
-business), which map back to items through the customer's current plan.
-
-Inputs at ``as_of`` (`build_rec_features`): the `features.build` columns plus what the ranking
-needs that the churn features do not carry — the add-ons owned (`owned_<addon>`, from every
-add-on adoption before ``as_of``: signup, organic, trial), the plan in force (the latest plan
-adoption before ``as_of`` wins over the last usage month's plan, which lags a change by a month),
-usage relative to that plan (`usage_ratio`, and `hist_usage_ratio` over the last three complete
-months) and six-month means of the add-on signals (`hist_feat_*`, less noisy than one month).
+Inputs at ``as_of`` and the item/action vocabulary are `features.recommender`.
 
 Labels (`build_rec_labels`): the *organic* adoptions (kinds `addon`, `upgrade`, `downgrade`) in
 ``[as_of, as_of + window_days)``. Trials and offer-driven plan changes come from the randomised
