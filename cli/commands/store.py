@@ -101,9 +101,7 @@ def load(
                         tasks[table] = bar.add_task(f"loading {table}", total=total)
                     bar.update(tasks[table], completed=done)
 
-                counts = load_raw(
-                    engine, source, report, settings.params.store.lock_timeout_ms
-                )
+                counts = load_raw(engine, source, report, settings.params.store.lock_timeout_ms)
         finally:
             engine.dispose()
     seconds = time.perf_counter() - started
