@@ -47,7 +47,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from paycycle.errors import DataError, UnavailableError
+from paycycle.errors import ConfigError, DataError, UnavailableError
 from paycycle.store import RAW_LOAD_ORDER, RAW_MODELS, make_engine, upgrade
 
 if TYPE_CHECKING:
@@ -385,7 +385,7 @@ def load_raw(
             `lock_timeout_ms`; nothing is committed then.
     """
     if lock_timeout_ms < 1:
-        raise DataError(f"lock_timeout_ms: must be at least 1, got {lock_timeout_ms}")
+        raise ConfigError(f"lock_timeout_ms: must be at least 1 ms, got {lock_timeout_ms}")
     scans = scan_raw(raw_dir)
     report = progress or (lambda *_: None)
     try:
@@ -399,6 +399,7 @@ def load_raw(
 def _load_all(
     engine: Engine, raw_dir: Path, scans: list[TableScan], report: Progress, lock_timeout_ms: int
 ) -> dict[str, int]:
+    live = False
     with engine.begin() as conn:
         backend = conn.dialect.name
         if backend not in ("postgresql", "sqlite"):
@@ -408,7 +409,8 @@ def _load_all(
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
             conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
             conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-            bulk = not _is_live(conn)  # DDL (ACCESS EXCLUSIVE) only while nothing can be served
+            live = _is_live(conn)
+            bulk = not live  # DDL (ACCESS EXCLUSIVE) only while nothing can be served
             if bulk:
                 fks = _drop_foreign_keys(conn, [s.name for s in scans if s.rows >= FK_BULK_ROWS])
         for scan in scans:
@@ -418,13 +420,29 @@ def _load_all(
             else:
                 _load_sqlite(conn, scan, table, report)  # type: ignore[arg-type]
             report(scan.name, scan.rows, scan.rows)
-        if backend == "postgresql":
+        if bulk:
             _restore_foreign_keys(conn, raw_dir, fks)
             conn.exec_driver_sql("ANALYZE " + ", ".join(RAW_LOAD_ORDER))
-        return {
+        counts = {
             s.name: conn.execute(sql_text(f'SELECT count(*) FROM "{s.name}"')).scalar_one()
             for s in scans
         }
+    if live:
+        _analyze_after_commit(engine, lock_timeout_ms)
+    return counts
+
+
+def _analyze_after_commit(engine: Engine, lock_timeout_ms: int) -> None:
+    """Refresh planner statistics after a live load, outside its transaction: ANALYZE waits
+    for a running (anti-wraparound) VACUUM, and committed data must not roll back for
+    statistics that autovacuum refreshes anyway."""
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+            conn.exec_driver_sql("ANALYZE " + ", ".join(RAW_LOAD_ORDER))
+    except DBAPIError as exc:
+        if not _is_lock_timeout(exc):
+            raise
 
 
 def migrate_and_load(settings: Settings) -> dict[str, int]:

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import Connection, text
 
 from paycycle import config
-from paycycle.errors import EXIT_UNAVAILABLE, UnavailableError
+from paycycle.errors import EXIT_UNAVAILABLE, ConfigError, UnavailableError
 from paycycle.loader import load_raw
 from paycycle.sim.simulator import SimSpec, simulate
 from paycycle.store import RAW_LOAD_ORDER, make_engine, upgrade
@@ -213,4 +213,25 @@ def test_cli_load_facing_a_held_lock_is_one_line(
     assert len(lines) == 1 and lines[0].startswith("error: store busy"), result.stderr
     assert "300 ms" in lines[0] and "Traceback" not in result.stderr
     assert snapshot(engine) == before
+    engine.dispose()
+
+
+def test_a_vacuum_holding_statistics_locks_does_not_roll_back_a_live_load(
+    live_store: tuple[str, Path], small_sim: Path
+) -> None:
+    # SHARE UPDATE EXCLUSIVE is what a (non-cancellable, anti-wraparound) VACUUM holds: it lets
+    # the load's writes through but blocks ANALYZE, which a live load runs after its commit
+    url, _ = live_store
+    engine = make_engine(url)
+    with _hold(url, "usage", "SHARE UPDATE EXCLUSIVE"):
+        counts = load_raw(engine, small_sim / "raw", lock_timeout_ms=300)
+    assert counts["customers"] == 3_000
+    assert snapshot(engine)["customers"][0] == 3_000  # committed, statistics left to autovacuum
+    engine.dispose()
+
+
+def test_lock_timeout_must_be_positive(tmp_path: Path, small_sim: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with pytest.raises(ConfigError, match="lock_timeout_ms: must be at least 1 ms, got 0"):
+        load_raw(engine, small_sim / "raw", lock_timeout_ms=0)
     engine.dispose()
