@@ -24,6 +24,7 @@ so readers and writers keep working while it runs; foreign keys are checked per 
 Every lock the load asks for waits at most `lock_timeout_ms` (`SET LOCAL lock_timeout`), so a
 load facing a session that holds a conflicting lock (a migration, a manual `LOCK TABLE`) ends with
 one line (`UnavailableError`) instead of queueing, which would stall every reader behind it.
+A live load refreshes statistics (ANALYZE) after its commit, skipping it on a lock timeout.
 
 Loading the same data twice leaves the tables as they were. Rows already in the database but
 absent from the Parquet are kept (an upsert, not a replace).
