@@ -195,6 +195,14 @@ class RetentionParams(Section):
     reports_dir: Path = Path("reports/uplift")
 
 
+class StoreParams(Section):
+    """The subscription store (`paycycle/loader.py`)."""
+
+    # PostgreSQL lock_timeout of `paycycle load`: a load facing a conflicting lock fails after
+    # this long instead of queueing in front of the API's readers and writers
+    lock_timeout_ms: int = Field(5_000, ge=1)
+
+
 class DriftParams(Section):
     """Drift decision thresholds (rule in `monitoring/decision.py`, tuned by
     `benchmarks/tune_drift.py` on seeds the benchmark does not report) and the monitor loop."""
@@ -236,6 +244,7 @@ class Params(Section):
     drift: DriftParams = DriftParams()
     dunning: DunningParams = DunningParams()
     retention: RetentionParams = RetentionParams()
+    store: StoreParams = StoreParams()
 
 
 class Settings(BaseSettings):

@@ -6,11 +6,25 @@ file fails before anything is written. It then streams record batches in foreign
 upserts them by primary key, all in one transaction:
 
 * PostgreSQL: each batch is written as CSV by Arrow and `COPY`-ed (psycopg 3) straight into a
-  table that was empty, or else into a temporary table merged per part with
-  `INSERT ... SELECT ... ON CONFLICT (pk) DO UPDATE` (rows that did not change are not
-  rewritten). Foreign keys of big tables are dropped for the load and re-added before the
-  commit, which checks them in one join instead of one trigger call per row;
+  table that was empty, or else into a temporary (session-private) staging table merged per
+  part with `INSERT ... SELECT ... ON CONFLICT (pk) DO UPDATE` (rows that did not change are
+  not rewritten);
 * SQLite: `executemany` of `INSERT ... ON CONFLICT (pk) DO UPDATE` per batch.
+
+**Loading a live store.** Only a first load into an empty store (every raw table empty, so
+nothing can be served from it yet) takes the fast path: foreign keys of big tables and plain
+indexes of empty big tables are dropped and re-added before the commit, which checks them in
+one join instead of one trigger call per row, at the price of ACCESS EXCLUSIVE locks on those
+tables (and the tables they reference) until the commit. Once any raw table holds rows, the
+store is live (the API's `/cancel-intent` reads customers, subscriptions and plans and inserts
+into `cancel_intents`, whose foreign key locks the customer row FOR KEY SHARE): the load then
+runs no DDL at all. It only takes ROW EXCLUSIVE table locks and FOR NO KEY UPDATE row locks (the
+merge never changes a primary key), and neither conflicts with plain reads or with FOR KEY SHARE,
+so readers and writers keep working while it runs; foreign keys are checked per row instead.
+Every lock the load asks for waits at most `lock_timeout_ms` (`SET LOCAL lock_timeout`), so a
+load facing a session that holds a conflicting lock (a migration, a manual `LOCK TABLE`) ends with
+one line (`UnavailableError`) instead of queueing, which would stall every reader behind it.
+A live load refreshes statistics (ANALYZE) after its commit, skipping it on a lock timeout.
 
 Loading the same data twice leaves the tables as they were. Rows already in the database but
 absent from the Parquet are kept (an upsert, not a replace).
@@ -34,7 +48,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from paycycle.errors import DataError
+from paycycle.errors import ConfigError, DataError, UnavailableError
 from paycycle.store import RAW_LOAD_ORDER, RAW_MODELS, make_engine, upgrade
 
 if TYPE_CHECKING:
@@ -44,6 +58,8 @@ Progress = Callable[[str, int, int], None]  # (table, rows done, rows in table)
 BATCH_ROWS = 50_000
 PG_FLUSH_ROWS = 500_000  # merge the temp table into the target at least this often
 FK_BULK_ROWS = 50_000  # from this many rows, re-check foreign keys once instead of per row
+LOCK_TIMEOUT_MS = 5_000  # default of params `store.lock_timeout_ms`
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL SQLSTATE of a lock_timeout
 
 
 @dataclass(frozen=True)
@@ -175,7 +191,22 @@ def _batches(scan: TableScan, table: Table) -> Iterator[tuple[Path, pa.Table]]:
             raise DataError(f"{path}: unreadable Parquet ({str(exc).splitlines()[0]})") from None
 
 
-def _rejected(path: Path, exc: Exception) -> DataError:
+def _is_lock_timeout(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", None) or exc
+    return getattr(orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+def _busy(timeout_ms: int) -> UnavailableError:
+    return UnavailableError(
+        f"store busy: another session held a lock the load needs for more than {timeout_ms} ms "
+        "(store.lock_timeout_ms); nothing was loaded, retry later"
+    )
+
+
+def _rejected(path: Path, exc: Exception) -> Exception:
+    """A rejected part as a DataError naming it; a lock timeout stays as is (see `load_raw`)."""
+    if _is_lock_timeout(exc):
+        return exc
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     return DataError(f"{path}: rejected by the database ({detail})")
 
@@ -216,14 +247,21 @@ def _merge_sql(q: Callable[[str], str], table: Table, temp: str) -> str:
     return sql + f"ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})"
 
 
-def _load_postgres(conn: Connection, scan: TableScan, table: Table, progress: Progress) -> None:
-    """COPY each batch; straight into an empty table, else into a temp table merged per part."""
+def _load_postgres(
+    conn: Connection, scan: TableScan, table: Table, progress: Progress, bulk: bool
+) -> None:
+    """COPY each batch; straight into an empty table, else into a temp table merged per part.
+
+    `bulk` (first load into an empty store only) lets an empty big table drop its plain indexes
+    for the COPY and rebuild them once at the end.
+    """
     q = conn.dialect.identifier_preparer.quote
     target = q(table.name)
     cols = ", ".join(q(c.name) for c in table.columns)
     empty = not conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {target})").scalar()
     dest = target if empty else q(f"_load_{table.name}")
-    indexes = _drop_indexes(conn, table.name) if empty and scan.rows >= FK_BULK_ROWS else []
+    drop = bulk and empty and scan.rows >= FK_BULK_ROWS
+    indexes = _drop_indexes(conn, table.name) if drop else []
     if not empty:
         conn.exec_driver_sql(
             f"CREATE TEMP TABLE {dest} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
@@ -311,18 +349,32 @@ def _restore_foreign_keys(conn: Connection, raw_dir: Path, fks: list[tuple[str, 
             raise _rejected(raw_dir / table, exc) from None
 
 
-def load_raw(engine: Engine, raw_dir: Path, progress: Progress | None = None) -> dict[str, int]:
+def _is_live(conn: Connection) -> bool:
+    """Whether any raw table holds rows (then something may be serving from the store)."""
+    q = conn.dialect.identifier_preparer.quote
+    probe = " OR ".join(f"EXISTS (SELECT 1 FROM {q(t)})" for t in RAW_LOAD_ORDER)
+    return bool(conn.exec_driver_sql(f"SELECT {probe}").scalar())
+
+
+def load_raw(
+    engine: Engine,
+    raw_dir: Path,
+    progress: Progress | None = None,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+) -> dict[str, int]:
     """Validate and upsert every raw table under `raw_dir` into the store, in one transaction.
 
-    On PostgreSQL the foreign keys of tables receiving at least `FK_BULK_ROWS` rows are dropped
-    for the load and re-added (and so re-checked) before the commit; those tables are locked
-    for the duration.
+    On PostgreSQL, a first load into an empty store drops the foreign keys of tables receiving
+    at least `FK_BULK_ROWS` rows and re-adds (and so re-checks) them before the commit, locking
+    those tables for the duration; a load into a live store runs no DDL and blocks neither
+    readers nor writers (module docstring). Every lock waits at most `lock_timeout_ms`.
 
     Args:
         engine: from `paycycle.store.make_engine`; the schema must be at the head revision
             (`paycycle.store.upgrade`).
         raw_dir: the simulator's raw folder (`<table>/part-NNNNN.parquet`).
         progress: called after each batch with (table, rows loaded, rows in that table).
+        lock_timeout_ms: PostgreSQL `lock_timeout` of the load (params `store.lock_timeout_ms`).
 
     Returns:
         Rows per raw table in the database after the load.
@@ -330,30 +382,68 @@ def load_raw(engine: Engine, raw_dir: Path, progress: Progress | None = None) ->
     Raises:
         DataError: a part is missing, unreadable or of the wrong schema (checked before any
             write), or the database rejected a part's rows; nothing is committed then.
+        UnavailableError: a lock the load needs stayed held by another session for longer than
+            `lock_timeout_ms`; nothing is committed then.
     """
+    if lock_timeout_ms < 1:
+        raise ConfigError(f"lock_timeout_ms: must be at least 1 ms, got {lock_timeout_ms}")
     scans = scan_raw(raw_dir)
     report = progress or (lambda *_: None)
+    try:
+        return _load_all(engine, raw_dir, scans, report, lock_timeout_ms)
+    except Exception as exc:
+        if _is_lock_timeout(exc):
+            raise _busy(lock_timeout_ms) from None
+        raise
+
+
+def _load_all(
+    engine: Engine, raw_dir: Path, scans: list[TableScan], report: Progress, lock_timeout_ms: int
+) -> dict[str, int]:
+    live = False
     with engine.begin() as conn:
         backend = conn.dialect.name
         if backend not in ("postgresql", "sqlite"):
             raise DataError(f"bulk load supports PostgreSQL and SQLite, not {backend}")
-        fks = []
+        fks, bulk = [], False
         if backend == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
             conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
             conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-            fks = _drop_foreign_keys(conn, [s.name for s in scans if s.rows >= FK_BULK_ROWS])
+            live = _is_live(conn)
+            bulk = not live  # DDL (ACCESS EXCLUSIVE) only while nothing can be served
+            if bulk:
+                fks = _drop_foreign_keys(conn, [s.name for s in scans if s.rows >= FK_BULK_ROWS])
         for scan in scans:
             table = RAW_MODELS[scan.name].__table__
-            load = _load_postgres if backend == "postgresql" else _load_sqlite
-            load(conn, scan, table, report)  # type: ignore[arg-type]
+            if backend == "postgresql":
+                _load_postgres(conn, scan, table, report, bulk)  # type: ignore[arg-type]
+            else:
+                _load_sqlite(conn, scan, table, report)  # type: ignore[arg-type]
             report(scan.name, scan.rows, scan.rows)
-        if backend == "postgresql":
+        if bulk:
             _restore_foreign_keys(conn, raw_dir, fks)
             conn.exec_driver_sql("ANALYZE " + ", ".join(RAW_LOAD_ORDER))
-        return {
+        counts = {
             s.name: conn.execute(sql_text(f'SELECT count(*) FROM "{s.name}"')).scalar_one()
             for s in scans
         }
+    if live:
+        _analyze_after_commit(engine, lock_timeout_ms)
+    return counts
+
+
+def _analyze_after_commit(engine: Engine, lock_timeout_ms: int) -> None:
+    """Refresh planner statistics after a live load, outside its transaction: ANALYZE waits
+    for a running (anti-wraparound) VACUUM, and committed data must not roll back for
+    statistics that autovacuum refreshes anyway."""
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+            conn.exec_driver_sql("ANALYZE " + ", ".join(RAW_LOAD_ORDER))
+    except DBAPIError as exc:
+        if not _is_lock_timeout(exc):
+            raise
 
 
 def migrate_and_load(settings: Settings) -> dict[str, int]:
@@ -361,6 +451,8 @@ def migrate_and_load(settings: Settings) -> dict[str, int]:
     upgrade(settings)
     engine = make_engine(settings.db_url)
     try:
-        return load_raw(engine, settings.raw_dir)
+        return load_raw(
+            engine, settings.raw_dir, lock_timeout_ms=settings.params.store.lock_timeout_ms
+        )
     finally:
         engine.dispose()

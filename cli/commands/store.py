@@ -65,7 +65,11 @@ def load(
         Path | None, typer.Option(help="Simulator output to load (params: data.raw_dir).")
     ] = None,
 ) -> None:
-    """Validate data/raw and upsert it into the store in one transaction (migrates first)."""
+    """Validate data/raw and upsert it into the store in one transaction (migrates first).
+
+    A live store keeps serving during the load (no DDL on it); a lock held elsewhere for more
+    than params store.lock_timeout_ms ends the load with one line, nothing loaded.
+    """
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -97,7 +101,7 @@ def load(
                         tasks[table] = bar.add_task(f"loading {table}", total=total)
                     bar.update(tasks[table], completed=done)
 
-                counts = load_raw(engine, source, report)
+                counts = load_raw(engine, source, report, settings.params.store.lock_timeout_ms)
         finally:
             engine.dispose()
     seconds = time.perf_counter() - started
