@@ -117,6 +117,7 @@ class RequestLogger:
         self.retention_days = retention_days
         self.flush_failures = 0
         self.dropped_rows = 0
+        self._reported_drops = 0  # `dropped_rows` when a warning last mentioned drops
         self._failures, self._dropped = failures, dropped
         self._batches: deque[Batch] = deque()
         self._rows = 0  # rows in the buffer
@@ -224,19 +225,37 @@ class RequestLogger:
             if not batches:
                 return None
             try:
-                return append_requests(_frame(batches), self.directory)
+                written = append_requests(_frame(batches), self.directory)
             except OSError as exc:
                 self._failed(batches, rows, exc)
             except Exception as exc:  # noqa: BLE001 - a background thread: nothing else sees it
                 self._count_failure()
-                self._count_dropped(rows)
+                with self._lock:
+                    self._count_dropped(rows)
                 log.error(
                     "request log: %d rows cannot be written and are dropped (%s: %s)",
                     rows,
                     type(exc).__name__,
                     str(exc).splitlines()[0] if str(exc) else "",
                 )
+            else:
+                dropped = self._unreported_drops()
+                if dropped:  # dropped while this write lagged: say so once
+                    log.warning(
+                        "request log: %d oldest rows were dropped (max %d buffered)",
+                        dropped,
+                        self.max_buffer_rows,
+                    )
+                return written
             return None
+
+    def _unreported_drops(self) -> int:
+        with self._lock:
+            dropped, self._reported_drops = (
+                self.dropped_rows - self._reported_drops,
+                self.dropped_rows,
+            )
+        return dropped
 
     def _failed(self, batches: deque[Batch], rows: int, exc: OSError) -> None:
         """Put the rows back in front of what arrived meanwhile, within the bound."""
@@ -245,11 +264,10 @@ class RequestLogger:
             batches.extend(self._batches)
             self._batches = batches
             self._rows += rows
-            before = self.dropped_rows
             if self._rows > self.max_buffer_rows:
                 self._trim()
-            dropped = self.dropped_rows - before
             kept = self._rows
+        dropped = self._unreported_drops()
         reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
         where = exc.filename or self.directory
         log.warning(

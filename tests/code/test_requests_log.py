@@ -93,3 +93,20 @@ def test_batcher_observer_logs_the_scored_columns_like_the_plain_path(tmp_path: 
     assert got["churn_probability"].tolist() == [0.0, 0.1, 0.2, 0.3, 0.4]
     cols = [c for c in want.columns if c != TIME_COLUMN]
     pd.testing.assert_frame_equal(got[cols], want[cols])
+
+
+def test_bound_below_the_flush_size_is_a_config_error(tmp_path: Path) -> None:
+    import pytest
+    import yaml
+
+    from paycycle import config
+    from paycycle.errors import ConfigError
+
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"drift": {"log_flush_rows": 500, "request_log_max_rows": 100}})
+    )
+    with pytest.raises(ConfigError) as err:
+        config.load(root=tmp_path)
+    assert "drift.request_log_max_rows" in str(err.value)
+    assert "must be >= drift.log_flush_rows (500)" in str(err.value)
+    assert "\n" not in str(err.value)
