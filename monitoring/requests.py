@@ -217,7 +217,10 @@ class RequestLogger:
         """
         with self._write_lock:
             if self._tidied_on != dt.datetime.now(dt.UTC).date():
-                self.tidy()  # once a UTC day: cheap, and never on a request's path
+                try:  # once a UTC day: cheap, and never on a request's path
+                    self.tidy()
+                except OSError as exc:  # housekeeping never stops the write
+                    log.warning("request log: cannot tidy %s (%s)", self.directory, exc)
             with self._lock:
                 batches, self._batches = self._batches, deque()
                 rows, self._rows, self._pending = self._rows, 0, 0
