@@ -23,16 +23,17 @@ import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter
 
-from monitoring import requests
 from monitoring.requests import RequestLogger, append_requests, read_requests
 
 
-def _logger(directory: Path, flush_rows: int, max_rows: int) -> tuple[RequestLogger, dict]:
+def _logger(
+    directory: Path, flush_rows: int, max_rows: int
+) -> tuple[RequestLogger, CollectorRegistry]:
     registry = CollectorRegistry()
     failures = Counter("failures", "flush failures", registry=registry)
     dropped = Counter("dropped", "dropped rows", registry=registry)
     logger = RequestLogger(directory, flush_rows, max_rows, failures=failures, dropped=dropped)
-    return logger, {"registry": registry}
+    return logger, registry
 
 
 def _log_rows(logger: RequestLogger, start: int, rows: int) -> None:
@@ -61,13 +62,13 @@ def crash(directory: Path) -> None:
 
 
 def fsize(directory: Path) -> None:
-    logger, extra = _logger(directory, 100_000, 200_000)
+    logger, registry = _logger(directory, 100_000, 200_000)
     _log_rows(logger, 0, 20_000)  # ~300 kB of Parquet: far past the limit below
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (16_384, hard))
     failed = logger.flush()
-    after_failure = _state(logger, extra["registry"], directory)
+    after_failure = _state(logger, registry, directory)
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     written = logger.flush()
     print(
@@ -76,7 +77,7 @@ def fsize(directory: Path) -> None:
                 "failed": str(failed),
                 "after_failure": after_failure,
                 "written": str(written),
-                "after_recovery": _state(logger, extra["registry"], directory),
+                "after_recovery": _state(logger, registry, directory),
                 "rows_read": len(read_requests(directory)),
             }
         )
@@ -85,7 +86,7 @@ def fsize(directory: Path) -> None:
 
 def full(directory: Path) -> None:
     logs = directory / "requests"
-    logger, extra = _logger(logs, 100_000, 200_000)
+    logger, registry = _logger(logs, 100_000, 200_000)
     _log_rows(logger, 0, 10)
     first = logger.flush()  # today's folder exists; the disk is not full yet
     filler = directory / "filler"
@@ -98,7 +99,7 @@ def full(directory: Path) -> None:
             filled = exc.strerror
     _log_rows(logger, 10, 5_000)
     failed = logger.flush()
-    after_failure = _state(logger, extra["registry"], logs)
+    after_failure = _state(logger, registry, logs)
     filler.unlink()
     written = logger.flush()
     print(
@@ -109,7 +110,7 @@ def full(directory: Path) -> None:
                 "failed": str(failed),
                 "after_failure": after_failure,
                 "written": str(written),
-                "after_recovery": _state(logger, extra["registry"], logs),
+                "after_recovery": _state(logger, registry, logs),
                 "rows_read": len(read_requests(logs)),
             }
         )
@@ -118,6 +119,5 @@ def full(directory: Path) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    assert requests.RequestLogger is RequestLogger
     mode, where = sys.argv[1], Path(sys.argv[2])
     {"crash": crash, "fsize": fsize, "full": full}[mode](where)
