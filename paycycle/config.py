@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paycycle.errors import ConfigError
@@ -223,7 +231,21 @@ class DriftParams(Section):
     requests_dir: Path = Path("data/requests")
     log_requests: bool = True  # the service logs /churn inputs + predictions for the monitor
     log_flush_rows: int = Field(10_000, ge=1)  # one Parquet file per this many logged customers
+    # rows the service keeps in memory while flushes fail (disk full, unwritable folder); past
+    # it the oldest are dropped and counted (paycycle_request_log_dropped_rows_total)
+    request_log_max_rows: int = Field(100_000, ge=1)
+    request_log_retention_days: int = Field(90, ge=1)  # date=YYYY-MM-DD folders kept this long
     reload_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("request_log_max_rows")
+    @classmethod
+    def _bound_holds_a_flush(cls, value: int, info: ValidationInfo) -> int:
+        flush = info.data.get("log_flush_rows")
+        if flush is not None and value < flush:
+            raise ValueError(
+                f"must be >= drift.log_flush_rows ({flush}), or nothing is ever written"
+            )
+        return value
 
 
 class Params(Section):

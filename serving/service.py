@@ -292,11 +292,26 @@ def _log_batch(
 
 
 def _request_logger(settings) -> RequestLogger | None:
-    """The /churn request log the monitor reads (`drift.requests_dir`), unless switched off."""
+    """The /churn request log the monitor reads (`drift.requests_dir`), unless switched off.
+
+    Its flush failures and dropped rows are counted in `/metrics` (`serving.metrics`); the
+    temporary files a crashed worker left and the days past the retention are removed now."""
+    from serving.metrics import request_log_counters
+
     drift = settings.params.drift
     if not drift.log_requests:
         return None
-    return RequestLogger(settings.path(drift.requests_dir), drift.log_flush_rows)
+    counters = request_log_counters()
+    logger = RequestLogger(
+        settings.path(drift.requests_dir),
+        drift.log_flush_rows,
+        drift.request_log_max_rows,
+        retention_days=drift.request_log_retention_days,
+        failures=counters.flush_failures,
+        dropped=counters.dropped_rows,
+    )
+    logger.tidy()
+    return logger
 
 
 def _configure_tensorflow(threads: int) -> None:

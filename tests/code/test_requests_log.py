@@ -23,7 +23,7 @@ def test_append_and_read_back(tmp_path: Path) -> None:
 
 
 def test_logger_buffers_and_flushes_once_per_batch(tmp_path: Path) -> None:
-    logger = RequestLogger(tmp_path, max_rows=3)
+    logger = RequestLogger(tmp_path, flush_rows=3)
     assert logger.log(pd.DataFrame({"customer_id": [1]})) is None
     assert logger.log(pd.DataFrame({"customer_id": [2, 3]})) is not None  # reached 3 rows
     logger.log(pd.DataFrame({"customer_id": [4]}))
@@ -38,19 +38,19 @@ def test_read_empty_dir(tmp_path: Path) -> None:
 
 def test_scored_requests_are_logged_as_the_monitor_reads_them(tmp_path: Path) -> None:
     """The service's path: validated customers + probabilities, written by a background thread
-    once `max_rows` is reached, read back with every feature column the drift window needs."""
+    once `flush_rows` is reached, read back with every feature column the drift window needs."""
     import numpy as np
 
     from features.schema import COLUMNS
     from serving.schemas import Customer
 
-    logger = RequestLogger(tmp_path, max_rows=4)
+    logger = RequestLogger(tmp_path, flush_rows=4)
     batch = [
         Customer(customer_id=f"c{i}", subscription_duration=i, failed_payments=0, usage_pattern=50)
         for i in range(3)
     ]
     logger.log_scored(batch, np.array([0.1, 0.2, 0.3]), "7")
-    assert read_requests(tmp_path).empty  # below max_rows: nothing written yet
+    assert read_requests(tmp_path).empty  # below flush_rows: nothing written yet
     logger.log_scored(batch[:1], np.array([0.4]), "7")  # reaches 4 rows: written in background
     logger.close()
     out = read_requests(tmp_path)
@@ -93,3 +93,20 @@ def test_batcher_observer_logs_the_scored_columns_like_the_plain_path(tmp_path: 
     assert got["churn_probability"].tolist() == [0.0, 0.1, 0.2, 0.3, 0.4]
     cols = [c for c in want.columns if c != TIME_COLUMN]
     pd.testing.assert_frame_equal(got[cols], want[cols])
+
+
+def test_bound_below_the_flush_size_is_a_config_error(tmp_path: Path) -> None:
+    import pytest
+    import yaml
+
+    from paycycle import config
+    from paycycle.errors import ConfigError
+
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"drift": {"log_flush_rows": 500, "request_log_max_rows": 100}})
+    )
+    with pytest.raises(ConfigError) as err:
+        config.load(root=tmp_path)
+    assert "drift.request_log_max_rows" in str(err.value)
+    assert "must be >= drift.log_flush_rows (500)" in str(err.value)
+    assert "\n" not in str(err.value)
