@@ -255,16 +255,22 @@ def log_sklearn_model(
     Requirements are pinned here (no import sniffing in a subprocess); `metrics` are tied to
     the new LoggedModel as in `log_scorer_model`.
     """
+    from importlib.metadata import version
+
     import mlflow
     import sklearn
     from mlflow.models import infer_signature
 
+    requirements = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"]
     with patch.dict(os.environ, MLFLOW_LOG_UV_FILES="false"):
         info = mlflow.sklearn.log_model(
             model,
             name=name,
-            signature=infer_signature(sample, model.predict_proba(sample)[:, 1]),
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"],
+            serialization_format="skops",  # not pickle: loading it runs no stored code
+            skops_trusted_types=["numpy.dtype"],
+            pyfunc_predict_fn="predict_proba",
+            signature=infer_signature(sample, model.predict_proba(sample)),
+            pip_requirements=[*requirements, f"skops=={version('skops')}"],
         )
     if metrics:
         log_metrics(metrics, model_id=info.model_id)

@@ -58,6 +58,15 @@ def fit_baseline(train: pd.DataFrame, spec: FeatureSpec | None = None, seed: int
     return model
 
 
+def baseline_spec(frame: pd.DataFrame, model_spec: FeatureSpec | None = None) -> FeatureSpec:
+    """All features: the feature contract when `frame` carries it, else the model's own spec
+    (a user's CSV, whose columns the contract does not name)."""
+    contract = default_spec()
+    if model_spec is None or set(contract.columns) <= set(frame.columns):
+        return contract
+    return model_spec
+
+
 def baseline_frame(data: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """The spec's columns with the types the baseline was fitted on (categoricals as text)."""
     frame = data[list(spec.columns)].copy()

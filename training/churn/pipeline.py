@@ -123,8 +123,9 @@ def train_and_log(
             export_dir = export_churn(trained, tmp / "scorer")
             scorer = load_scorer(export_dir)
             metrics = score_holdout(scorer, holdout)
-            base_model = lr.fit_baseline(train, trained.spec, seed)
-            base_metrics = score_holdout(lr.baseline_scorer(base_model, trained.spec), holdout)
+            base_spec = lr.baseline_spec(train, trained.spec)
+            base_model = lr.fit_baseline(train, base_spec, seed)
+            base_metrics = score_holdout(lr.baseline_scorer(base_model, base_spec), holdout)
             metrics |= lr.compare_to_baseline(metrics, base_metrics)
             metrics |= {"best_epoch": trained.best_epoch, "pos_weight": trained.pos_weight}
             metrics |= {f"rows_{k}": v for k, v in trained.rows.items()}
@@ -150,7 +151,7 @@ def train_and_log(
             tracking.log_sklearn_model(
                 base_model,
                 lr.BASELINE_ARTIFACT,
-                lr.baseline_frame(sample, trained.spec),
+                lr.baseline_frame(holdout.head(5), base_spec),
                 metrics={f"baseline_{k}": v for k, v in base_metrics.items()},
             )
             version = None
