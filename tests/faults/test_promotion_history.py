@@ -70,9 +70,8 @@ def test_two_threads_promoting_at_once_lose_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_promoting_at_once_lose_nothing(tmp_path: Path) -> None:
-    from training.registry import history, record_decision
-
     from inference.registry import client
+    from training.registry import history, record_decision
 
     settings = _settings(tmp_path)
     # the store exists (a model was trained before anyone promotes), the history experiment
@@ -94,7 +93,7 @@ def test_two_processes_promoting_at_once_lose_nothing(tmp_path: Path) -> None:
     ]
     go.touch()
     outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]
 
     reasons = [e.reason for e in history(NAME, settings)]
