@@ -94,6 +94,30 @@ def experiment_id(settings: Settings, experiment: str) -> str:
         return found.experiment_id
 
 
+def dataset_digest(settings: Settings, path: Path) -> tuple[str | None, str]:
+    """The md5 DVC recorded for `path` (a file or directory) and where the digest came from.
+
+    DVC's record (`dvc.lock` or `<path>.dvc`) is used when it still matches the data; a stale
+    or missing record gives the md5 DVC would record now (same algorithm), never a wrong one.
+
+    Returns:
+        (digest or None when `path` does not exist, a note for the run's `dataset_digest` tag).
+    """
+    from paycycle import versioning
+
+    path = Path(path)
+    if not path.exists():
+        return None, f"{path}: not found"
+    current = versioning.content_hash(path.resolve(), settings.root)
+    try:
+        recorded = versioning.data_hash(path, settings.root)
+    except Exception:  # not a DVC output (a user's CSV, a fresh project) or outside the project
+        return current, "md5 of the data (not recorded by DVC)"
+    if recorded == current:
+        return recorded, "DVC md5 (dvc.lock / .dvc record)"
+    return current, f"md5 of the data; DVC's record {recorded} is stale (run `dvc commit`)"
+
+
 def ensure_experiment(settings: Settings, experiment: str) -> str:
     """Make `experiment` current, creating it with artifacts under the project when local."""
     import mlflow
@@ -146,27 +170,38 @@ def log_metrics(
 
 
 def log_training_data(
+    settings: Settings,
     frame: pd.DataFrame,
-    source: Path | str | None,
-    digest: str | None,
-    name: str,
+    source: Path | None,
+    name: str | None = None,
     context: str = "training",
-) -> None:
+) -> str | None:
     """Record `frame` as a dataset input of the active run (`mlflow.log_input`).
 
     Args:
+        settings: the project (where `dvc.lock` is).
         frame: the rows the model saw (schema and profile are taken from it).
-        source: where it was read from (the DVC-tracked file or a user's CSV).
-        digest: the DVC md5 of `source`; MLflow hashes the frame itself when None.
-        name: dataset name shown in the run's inputs.
+        source: the file or directory they were read from; its DVC md5 is the dataset's digest
+            (`dataset_digest`; the run's `dataset_digest` tag says where it came from). Without
+            a source MLflow hashes the frame itself.
+        name: dataset name shown in the run's inputs (default: the source's file name).
         context: `training` or `evaluation`.
+
+    Returns:
+        The digest logged.
     """
     import mlflow
 
+    digest, how = dataset_digest(settings, source) if source else (None, "no data file")
     dataset = mlflow.data.from_pandas(
-        frame, source=str(source) if source is not None else None, name=name, digest=digest
+        frame,
+        source=str(source) if source else None,
+        name=name or (Path(source).name if source else "frame"),
+        digest=digest,
     )
     mlflow.log_input(dataset, context=context)
+    set_tags({"dataset_digest": how})
+    return dataset.digest
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:

@@ -10,6 +10,7 @@ that loses to it (when false, the decision says so and promotes).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,6 @@ from paycycle.config import ChurnParams
 pytestmark = pytest.mark.slow
 NAME = "paycycle-churn"
 FEATURES = "data/features/features.parquet"
-DVC_MD5 = "5f2b9c0d1e3a4b6c7d8e9f0a1b2c3d4e"  # what `dvc.lock` says; not the file's own md5
 FAST = ChurnParams(hidden_units=(32, 16), epochs=8, patience=3, seed=3)
 WEAK = FAST.model_copy(update={"epochs": 3, "hidden_units": (8,)})
 POLICY = {"metric": "auc", "margin": 0.005, "min_auc": 0.55, "max_brier": 0.08, "max_ece": 0.05}
@@ -46,7 +46,9 @@ def root(small_sim: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_feature_table(
         small_sim / "raw", root / FEATURES, snapshot_dates(dt.date(2025, 1, 1), 12, 6)
     )
-    lock = {"schema": "2.0", "stages": {"features": {"outs": [{"path": FEATURES, "md5": DVC_MD5}]}}}
+    # what `dvc commit` would record for the table (DVC 3: the file's md5)
+    md5 = hashlib.md5((root / FEATURES).read_bytes()).hexdigest()
+    lock = {"schema": "2.0", "stages": {"features": {"outs": [{"path": FEATURES, "md5": md5}]}}}
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
     return root
 
@@ -55,17 +57,20 @@ def test_run_logs_model_metrics_dataset_and_baseline(root: Path) -> None:
     import mlflow
 
     from inference.registry import client
+    from paycycle.versioning import data_hash
     from training.churn.pipeline import train_from_table
 
     settings = _settings(root)
     result = train_from_table(settings, params=FAST)
     run = client(settings).get_run(result.run_id)
+    recorded = data_hash(FEATURES, root)
 
     # the training data: one dataset input, context `training`, digest = the DVC md5
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1
     dataset = inputs[0].dataset
-    assert dataset.digest == DVC_MD5 and dataset.name == "features.parquet"
+    assert dataset.digest == recorded and dataset.name == "features.parquet"
+    assert run.data.tags["dataset_digest"].startswith("DVC md5")
     assert FEATURES in dataset.source
     assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
 

@@ -112,9 +112,7 @@ def train_and_log(
     ) as run:
         tracking.log_params({**params.model_dump(), "seed": seed})
         tracking.set_tags({"data_hash": digest or "unknown"})
-        tracking.log_training_data(
-            train, data_path, digest, name=Path(data_path).name if data_path else "churn-train"
-        )
+        tracking.log_training_data(settings, train, data_path)
         trained = train_churn(
             train, params, seed=seed, spec=spec, callbacks=[tracking.epoch_logger()]
         )
