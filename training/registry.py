@@ -337,6 +337,7 @@ def history_rows(events: list[Decision]) -> list[dict[str, Any]]:
             "previous": e.previous,
             "reason": e.reason,
             "metrics": e.metrics,
+            "baseline_metrics": e.baseline_metrics,
         }
         for e in events
     ]
