@@ -68,21 +68,13 @@ def test_two_threads_promoting_at_once_lose_nothing(tmp_path: Path) -> None:
     assert events[0].metrics == {"auc": pytest.approx(0.7)}
 
 
-@pytest.mark.slow
-def test_two_processes_promoting_at_once_lose_nothing(tmp_path: Path) -> None:
-    from inference.registry import client
-    from training.registry import history, record_decision
-
-    settings = _settings(tmp_path)
-    # the store exists (a model was trained before anyone promotes), the history experiment
-    # does not yet: both processes race to create it too
-    client(settings).search_experiments()
-    go = tmp_path / "go"
+def _race_two_processes(settings: config.Settings, work: Path, count: int = 6) -> None:
+    """Two promoter processes released together, each recording `count` decisions."""
+    go = work / "go"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    count = "6"
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(tmp_path), settings.tracking_uri, label, count, go],
+            [sys.executable, str(WORKER), str(work), settings.tracking_uri, label, str(count), go],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -96,11 +88,50 @@ def test_two_processes_promoting_at_once_lose_nothing(tmp_path: Path) -> None:
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]
 
+
+@pytest.mark.slow
+def test_two_processes_promoting_at_once_lose_nothing(tmp_path: Path) -> None:
+    from inference.registry import client
+    from training.registry import history, record_decision
+
+    settings = _settings(tmp_path)
+    # the store exists (a model was trained before anyone promotes), the history experiment
+    # does not yet: both processes race to create it too
+    client(settings).search_experiments()
+    _race_two_processes(settings, tmp_path)
+
     reasons = [e.reason for e in history(NAME, settings)]
     assert sorted(reasons) == sorted(f"{label}-{i}" for label in "pq" for i in range(6))
     # and the history keeps growing after the race
     record_decision(settings, _decision("after", 0))
     assert history(NAME, settings)[-1].reason == "after-0"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_racing_promotions_through_an_mlflow_server_on_postgres(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Production layout: `mlflow server`, PostgreSQL backend, proxied artifacts."""
+    from tests import mlflow_server
+    from training.registry import history, record_decision
+
+    srv = mlflow_server.start(pg_url, tmp_path / "artifacts", tmp_path / "mlflow.log")
+    try:
+        url = srv.wait_ready()
+        settings = config.load(root=tmp_path, mlflow_tracking_uri=url)
+        _race_two_processes(settings, tmp_path)
+        long_reason = "behavioural checks failed: " + "; ".join(["x" * 90] * 100)
+        decision = _decision("long", 0)
+        decision.reason = long_reason
+        record_decision(settings, decision)  # past the tag limit: kept as a proxied artifact
+
+        events = history(NAME, settings)
+        expected = sorted(f"{label}-{i}" for label in "pq" for i in range(6))
+        assert sorted(e.reason for e in events[:-1]) == expected
+        assert events[-1].reason == long_reason
+    finally:
+        srv.stop()
 
 
 def test_a_reason_longer_than_an_mlflow_tag_is_kept_whole(tmp_path: Path) -> None:
