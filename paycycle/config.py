@@ -109,6 +109,9 @@ class PromotionParams(Section):
     min_auc: float = Field(0.70, ge=0, le=1)
     max_brier: float = Field(0.08, gt=0)
     max_ece: float = Field(0.03, gt=0)
+    # refuse a candidate whose `metric` does not beat the logistic-regression baseline fitted on
+    # the same split; when false the decision only records whether it does
+    require_beat_baseline: bool = False
 
 
 class NotifyParams(Section):

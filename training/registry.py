@@ -6,13 +6,20 @@ A model's trainer registers each candidate with `register_candidate` (alias `cha
 through `evaluate(scorer) -> metrics`, and moves `champion` only when the challenger
 
 1. clears every absolute floor of `policy` (checked even when there is no champion),
-2. beats the champion's `policy.metric` by `policy.margin` (skipped when there is none), and
-3. passes `checks(scorer)` (behavioural tests; a list of problems, empty = pass).
+2. beats the `baseline` scorer (the churn model's logistic regression, fitted on the same split)
+   on `policy.metric` when `policy.require_beat_baseline`; otherwise the decision only records
+   whether it does,
+3. beats the champion's `policy.metric` by `policy.margin` (skipped when there is none), and
+4. passes `checks(scorer)` (behavioural tests; a list of problems, empty = pass).
 
-The decision and its reason become tags on the challenger's model version; every decision and
-every alias move (who, when, why, metrics) is appended to the registered model's tags
-(`promotion.00001`, ...), which `history` reads and `rollback` uses to restore the previous
-champion in one step. Everything stays in MLflow, so it works against a remote server too.
+The decision and its reason become tags on the challenger's model version. Every decision and
+every alias move (who, when, why, metrics) is appended to the history: one finished MLflow run
+per decision in the `paycycle-promotions` experiment, tagged with the model name, so two
+concurrent promotions each add their own run (nothing is overwritten) and the history has no
+length cap. `history` reads those runs oldest first, after the registered-model tags
+(`promotion.00001`, ...) that older versions of this module wrote; `rollback` uses it to restore
+the previous champion in one step. Everything stays in MLflow, so it works against a remote
+server too.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import getpass
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,7 +39,15 @@ from paycycle.config import Settings
 from paycycle.errors import DataError
 from training import tracking
 
-HISTORY_PREFIX = "promotion."
+HISTORY_PREFIX = "promotion."  # legacy: registered-model tags `promotion.00001`, ... (read only)
+HISTORY_EXPERIMENT = "paycycle-promotions"
+MODEL_TAG = "paycycle.model"
+_FIELDS = ("action", "version", "previous", "reason", "who", "when")
+_METRIC_GROUPS = {
+    "metrics": "candidate.",
+    "champion_metrics": "champion.",
+    "baseline_metrics": "baseline.",
+}
 PROMOTED, REFUSED, ROLLBACK = "promoted", "refused", "rollback"
 
 Scorer = Callable[[Any], np.ndarray]
@@ -49,12 +64,15 @@ class Policy:
         margin: how much better (in `metric`) the challenger must be.
         higher_is_better: direction of `metric`.
         floors: metric → (">=" | "<=", bound) that any champion must meet.
+        require_beat_baseline: refuse a candidate whose `metric` does not beat the baseline's
+            (when False the decision still records whether it does).
     """
 
     metric: str
     margin: float
     higher_is_better: bool = True
     floors: dict[str, tuple[str, float]] = field(default_factory=dict)
+    require_beat_baseline: bool = False
 
 
 @dataclass
@@ -70,6 +88,7 @@ class Decision:
     champion_metrics: dict[str, float] = field(default_factory=dict)
     who: str = ""
     when: str = ""
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def promoted(self) -> bool:
@@ -96,17 +115,62 @@ def register_candidate(
     return version
 
 
-def history(name: str, settings: Settings) -> list[Decision]:
-    """Every decision and alias move for `name`, oldest first."""
+def _legacy_history(name: str, settings: Settings) -> list[Decision]:
+    """Decisions the old layout kept as registered-model tags `promotion.00001`, ..."""
     tags = tracking.model_tags(settings, name)
-    keys = sorted(k for k in tags if k.startswith(HISTORY_PREFIX))
-    return [Decision(**json.loads(tags[k])) for k in keys]
+    keys = sorted(
+        k for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX) :].isdigit()
+    )
+    known = set(Decision.__dataclass_fields__)
+    events = []
+    for key in keys:
+        raw = json.loads(tags[key])
+        events.append(Decision(**{k: v for k, v in raw.items() if k in known}))
+    return events
 
 
-def _record(settings: Settings, decision: Decision) -> Decision:
-    n = len(history(decision.model, settings)) + 1
-    value = json.dumps(asdict(decision), separators=(",", ":"))
-    tracking.set_model_tag(settings, decision.model, f"{HISTORY_PREFIX}{n:05d}", value)
+def _to_record(decision: Decision) -> tuple[dict[str, str], dict[str, float]]:
+    tags = {MODEL_TAG: decision.model}
+    for name in _FIELDS:
+        value = getattr(decision, name)
+        if value is not None:
+            tags[f"paycycle.{name}"] = str(value)
+    metrics = {
+        prefix + key: value
+        for group, prefix in _METRIC_GROUPS.items()
+        for key, value in getattr(decision, group).items()
+    }
+    return tags, metrics
+
+
+def _from_record(tags: Mapping[str, str], metrics: Mapping[str, float]) -> Decision:
+    fields: dict[str, Any] = {name: tags.get(f"paycycle.{name}") for name in _FIELDS}
+    for group, prefix in _METRIC_GROUPS.items():
+        fields[group] = {
+            k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)
+        }
+    fields["reason"] = fields["reason"] or ""
+    fields["who"] = fields["who"] or ""
+    fields["when"] = fields["when"] or ""
+    return Decision(model=tags[MODEL_TAG], **fields)
+
+
+def history(name: str, settings: Settings) -> list[Decision]:
+    """Every decision and alias move for `name`, oldest first.
+
+    The old layout's registered-model tags come first (they all predate the run log), then one
+    run per decision from the `paycycle-promotions` experiment.
+    """
+    runs = tracking.read_records(settings, HISTORY_EXPERIMENT, {MODEL_TAG: name})
+    return _legacy_history(name, settings) + [_from_record(t, m) for t, m in runs]
+
+
+def record_decision(settings: Settings, decision: Decision) -> Decision:
+    """Append `decision` to the history (its own run) and tag the candidate's version with it."""
+    tags, metrics = _to_record(decision)
+    tracking.append_record(
+        settings, HISTORY_EXPERIMENT, tags, metrics, run_name=f"{decision.model}-{decision.action}"
+    )
     if decision.version is not None:
         tracking.set_version_tags(
             settings,
@@ -145,6 +209,7 @@ def promote(
     policy: Policy,
     checks: Checks | None = None,
     version: str | None = None,
+    baseline: Scorer | None = None,
 ) -> Decision:
     """Decide whether the challenger (or `version`) becomes champion, and record why.
 
@@ -155,6 +220,9 @@ def promote(
         policy: floors, comparison metric and margin.
         checks: scorer → problems (behavioural tests through the served scorer).
         version: candidate version; defaults to the `challenger` alias.
+        baseline: a simple model fitted on the same split (scored by `evaluate` too); the
+            candidate must beat its `policy.metric` when `policy.require_beat_baseline`, else the
+            reason records whether it does.
 
     Returns:
         The decision (also in `history` and as tags on the candidate's version).
@@ -170,11 +238,18 @@ def promote(
     )
     if champion == candidate:
         base.reason = f"version {candidate} is already the champion"
-        return _record(settings, base)
+        return record_decision(settings, base)
     problems = check_floors(metrics, policy)
     if problems:
         base.reason = "below the floor: " + "; ".join(problems)
-        return _record(settings, base)
+        return record_decision(settings, base)
+    note = ""
+    if baseline is not None:
+        base.baseline_metrics = _round(evaluate(baseline))
+        note, beaten = _against_baseline(metrics, base.baseline_metrics, policy)
+        if not beaten and policy.require_beat_baseline:
+            base.reason = f"{note} (promotion.require_beat_baseline)"
+            return record_decision(settings, base)
     if champion is not None:
         champ_scorer, _ = load_scorer(name, settings=settings, version=champion)
         champ_metrics = dict(evaluate(champ_scorer))
@@ -185,8 +260,8 @@ def promote(
             base.reason = (
                 f"{policy.metric} {metrics[policy.metric]:.4f} does not beat champion v{champion} "
                 f"({champ_metrics[policy.metric]:.4f}) by the margin {policy.margin:g}"
-            )
-            return _record(settings, base)
+            ) + (f"; {note}" if note else "")
+            return record_decision(settings, base)
         base.reason = (
             f"{policy.metric} {metrics[policy.metric]:.4f} beats champion v{champion} "
             f"({champ_metrics[policy.metric]:.4f}) by {gain:.4f} ≥ {policy.margin:g}; floors and "
@@ -195,11 +270,25 @@ def promote(
     else:
         base.reason = "no champion yet; floors and checks pass"
     if checks is not None and (failed := checks(scorer)):
-        base.reason = "behavioural checks failed: " + "; ".join(failed)
-        return _record(settings, base)
+        base.reason = "behavioural checks failed: " + "; ".join([*failed, note] if note else failed)
+        return record_decision(settings, base)
     tracking.set_alias(settings, name, CHAMPION, candidate)
     base.action = PROMOTED
-    return _record(settings, base)
+    base.reason += f"; {note}" if note else ""
+    return record_decision(settings, base)
+
+
+def _against_baseline(
+    metrics: Mapping[str, float], baseline: Mapping[str, float], policy: Policy
+) -> tuple[str, bool]:
+    """(a sentence for the reason, whether the candidate beats the baseline on `policy.metric`)."""
+    key = policy.metric
+    sign = 1 if policy.higher_is_better else -1
+    gain = sign * (metrics[key] - baseline[key])
+    figures = f"{key} {metrics[key]:.4f} vs baseline {baseline[key]:.4f}"
+    if gain > 0:
+        return f"beats the baseline by {gain:.4f} ({figures})", True
+    return f"does not beat the baseline by {-gain:.4f} ({figures})", False
 
 
 def champion_lineage(events: list[Decision]) -> list[str]:
@@ -234,7 +323,7 @@ def rollback(name: str, settings: Settings, reason: str = "manual rollback") -> 
         who=_actor(),
         when=_now(),
     )
-    return _record(settings, decision)
+    return record_decision(settings, decision)
 
 
 def history_rows(events: list[Decision]) -> list[dict[str, Any]]:
@@ -248,6 +337,7 @@ def history_rows(events: list[Decision]) -> list[dict[str, Any]]:
             "previous": e.previous,
             "reason": e.reason,
             "metrics": e.metrics,
+            "baseline_metrics": e.baseline_metrics,
         }
         for e in events
     ]

@@ -70,19 +70,59 @@ def resolve_data_hash(settings: Settings, data_hash: str | None, path: Path | No
         return file_hash(path) if Path(path).exists() else None
 
 
+def experiment_id(settings: Settings, experiment: str) -> str:
+    """The id of `experiment`, created (artifacts under the project when local) if missing.
+
+    Safe when two processes create it at once: the loser of the race reads the winner's.
+    """
+    from mlflow.exceptions import MlflowException
+
+    c = client(settings)
+    found = c.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:") or uri.startswith("file:"):  # keep artifacts in the project
+        location = settings.path("mlartifacts").as_uri()
+    try:
+        return c.create_experiment(experiment, artifact_location=location)
+    except MlflowException:
+        found = c.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def dataset_digest(settings: Settings, path: Path) -> tuple[str | None, str]:
+    """The md5 DVC recorded for `path` (a file or directory) and where the digest came from.
+
+    DVC's record (`dvc.lock` or `<path>.dvc`) is used when it still matches the data; a stale
+    or missing record gives the md5 DVC would record now (same algorithm), never a wrong one.
+
+    Returns:
+        (digest or None when `path` does not exist, a note for the run's `dataset_digest` tag).
+    """
+    from paycycle import versioning
+
+    path = Path(path)
+    if not path.exists():
+        return None, f"{path}: not found"
+    current = versioning.content_hash(path.resolve(), settings.root)
+    try:
+        recorded = versioning.data_hash(path, settings.root)
+    except Exception:  # not a DVC output (a user's CSV, a fresh project) or outside the project
+        return current, "md5 of the data (not recorded by DVC)"
+    if recorded == current:
+        return recorded, "DVC md5 (dvc.lock / .dvc record)"
+    return current, f"md5 of the data; DVC's record {recorded} is stale (run `dvc commit`)"
+
+
 def ensure_experiment(settings: Settings, experiment: str) -> str:
     """Make `experiment` current, creating it with artifacts under the project when local."""
     import mlflow
 
-    uri = configure(settings)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
-        location = None
-        if uri.startswith("sqlite:") or uri.startswith("file:"):  # keep artifacts in the project
-            location = settings.path("mlartifacts").as_uri()
-        exp_id = mlflow.create_experiment(experiment, artifact_location=location)
-    else:
-        exp_id = found.experiment_id
+    exp_id = experiment_id(settings, experiment)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
@@ -120,10 +160,48 @@ def log_params(params: Mapping[str, Any]) -> None:
     )
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+def log_metrics(
+    metrics: Mapping[str, float], step: int | None = None, model_id: str | None = None
+) -> None:
+    """Log metrics to the active run (and to the LoggedModel `model_id` when given)."""
     import mlflow
 
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step, model_id=model_id)
+
+
+def log_training_data(
+    settings: Settings,
+    frame: pd.DataFrame,
+    source: Path | None,
+    name: str | None = None,
+    context: str = "training",
+) -> str | None:
+    """Record `frame` as a dataset input of the active run (`mlflow.log_input`).
+
+    Args:
+        settings: the project (where `dvc.lock` is).
+        frame: the rows the model saw (schema and profile are taken from it).
+        source: the file or directory they were read from; its DVC md5 is the dataset's digest
+            (`dataset_digest`; the run's `dataset_digest` tag says where it came from). Without
+            a source MLflow hashes the frame itself.
+        name: dataset name shown in the run's inputs (default: the source's file name).
+        context: `training` or `evaluation`.
+
+    Returns:
+        The digest logged.
+    """
+    import mlflow
+
+    digest, how = dataset_digest(settings, source) if source else (None, "no data file")
+    dataset = mlflow.data.from_pandas(
+        frame,
+        source=str(source) if source else None,
+        name=name or (Path(source).name if source else "frame"),
+        digest=digest,
+    )
+    mlflow.log_input(dataset, context=context)
+    set_tags({"dataset_digest": how})
+    return dataset.digest
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
@@ -160,11 +238,17 @@ def epoch_logger(prefix: str = "epoch_"):
 
 
 def log_scorer_model(
-    export_dir: Path, sample: pd.DataFrame, predictions: Any, model_name: str
+    export_dir: Path,
+    sample: pd.DataFrame,
+    predictions: Any,
+    model_name: str,
+    metrics: Mapping[str, float] | None = None,
 ) -> str:
     """Log an exported scorer directory as the run's self-contained pyfunc; returns the model URI.
 
-    The directory is stored under the model's `artifacts/scorer`. The pyfunc is logged from
+    MLflow 3 convention: the model is logged first and `metrics` after it, tied to its
+    `model_id`, so the LoggedModel page shows them (they are the run's metrics as well). The
+    directory is stored under the model's `artifacts/scorer`. The pyfunc is logged from
     code with the inference packages and pinned requirements (`training.model_package`), so
     `mlflow.pyfunc.load_model` works in a fresh environment; `inference.registry.load_scorer`
     loads the directory directly for the compiled path.
@@ -193,6 +277,38 @@ def log_scorer_model(
             input_example=sample,
             pip_requirements=model_package.requirements(model_name),
         )
+    if metrics:
+        log_metrics(metrics, model_id=info.model_id)
+    return info.model_uri
+
+
+def log_sklearn_model(
+    model: Any, name: str, sample: pd.DataFrame, metrics: Mapping[str, float] | None = None
+) -> str:
+    """Log a fitted scikit-learn model beside the run's main model; returns its URI.
+
+    Requirements are pinned here (no import sniffing in a subprocess); `metrics` are tied to
+    the new LoggedModel as in `log_scorer_model`.
+    """
+    from importlib.metadata import version
+
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    requirements = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"]
+    with patch.dict(os.environ, MLFLOW_LOG_UV_FILES="false"):
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            serialization_format="skops",  # not pickle: loading it runs no stored code
+            skops_trusted_types=["numpy.dtype"],
+            pyfunc_predict_fn="predict_proba",
+            signature=infer_signature(sample, model.predict_proba(sample)),
+            pip_requirements=[*requirements, f"skops=={version('skops')}"],
+        )
+    if metrics:
+        log_metrics(metrics, model_id=info.model_id)
     return info.model_uri
 
 
@@ -234,6 +350,96 @@ def model_tags(settings: Settings, name: str) -> dict[str, str]:
 
 def set_model_tag(settings: Settings, name: str, key: str, value: str) -> None:
     client(settings).set_registered_model_tag(name, key, value)
+
+
+TAG_LIMIT = 7_500  # MLflow refuses run tag values past 8,000 characters
+OVERFLOW_SUFFIX = ".txt"
+
+
+def append_record(
+    settings: Settings,
+    experiment: str,
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+    run_name: str,
+) -> str:
+    """Append one record to an append-only log: a new, finished run in `experiment`.
+
+    Every record is its own run, so two writers never touch the same row and nothing caps
+    the log's length. A tag value too long for MLflow is stored whole as the artifact
+    `<key>.txt` (the tag keeps its head and names the artifact). Returns the run id.
+    """
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    c = client(settings)
+    now_ns = time.time_ns()
+    run = c.create_run(
+        experiment_id(settings, experiment), start_time=now_ns // 1_000_000, run_name=run_name
+    )
+    run_id = run.info.run_id
+    overflow = {k: v for k, v in tags.items() if len(v) > TAG_LIMIT}
+    for key, value in overflow.items():
+        c.log_text(run_id, value, f"{key}{OVERFLOW_SUFFIX}")
+    all_tags = {k: v[:TAG_LIMIT] for k, v in tags.items()}
+    all_tags |= {f"{k}.artifact": f"{k}{OVERFLOW_SUFFIX}" for k in overflow}
+    all_tags["paycycle.seq"] = str(now_ns)
+    stamp = now_ns // 1_000_000
+    c.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()],
+        tags=[RunTag(k, v) for k, v in all_tags.items()],
+        synchronous=True,
+    )
+    c.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def read_records(
+    settings: Settings, experiment: str, match: Mapping[str, str]
+) -> list[tuple[dict[str, str], dict[str, float]]]:
+    """Records of `append_record` whose tags equal `match`, oldest first, as (tags, metrics).
+
+    Tags that overflowed into artifacts come back whole. An experiment that does not exist yet
+    holds no records.
+    """
+    c = client(settings)
+    found = c.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    where = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in match.items())
+    runs, token = [], None
+    while True:
+        page = c.search_runs(
+            [found.experiment_id],
+            where,
+            max_results=1000,
+            page_token=token,
+            order_by=["attributes.start_time ASC"],
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    runs.sort(key=lambda r: (int(r.data.tags.get("paycycle.seq", 0)), r.info.start_time))
+    out = []
+    for run in runs:
+        tags = dict(run.data.tags)
+        for key in [k for k in tags if k.endswith(".artifact")]:
+            name = key.removesuffix(".artifact")
+            tags[name] = _read_text(c, run.info.run_id, tags.pop(key))
+        out.append((tags, dict(run.data.metrics)))
+    return out
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _read_text(c: Any, run_id: str, artifact: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(c.download_artifacts(run_id, artifact, tmp)).read_text()
 
 
 def search_runs(settings: Settings, experiment: str = CHURN_EXPERIMENT) -> pd.DataFrame:

@@ -94,19 +94,25 @@ def train_and_log(
 ) -> TrainingResult:
     """Train on `train`, evaluate the exported scorer on `holdout`, log everything, register.
 
-    Logs params, per-epoch metrics, holdout metrics (with oracle ratio when truth exists), data
-    hash, git commit, feature list, signature + input example, calibration/ROC/lift plots and the
-    SavedModel; registers it as `paycycle-churn` with alias `challenger` when `register`.
+    Logs params, the training data as a dataset input (`mlflow.log_input`, digest = the DVC md5
+    of `data_path`), per-epoch metrics, data hash, git commit, feature list, calibration/ROC/lift
+    plots, the SavedModel (signature + input example) and then its holdout metrics tied to that
+    LoggedModel (with oracle ratio when truth exists), and a logistic-regression baseline fitted
+    on the same split beside it (`baseline_auc`, `auc_minus_baseline`, tag `baseline`);
+    registers the model as `paycycle-churn` with alias `challenger` when `register`.
     """
+    from training.churn import baseline as lr
     from training.churn.evaluate import save_plots
 
     params = params or settings.params.churn
+    seed = params.seed if seed is None else seed
     digest = tracking.resolve_data_hash(settings, data_hash, data_path)
     with tracking.start_run(
         settings, run_name, experiment=experiment, parent_run_id=parent_run_id, tags=tags
     ) as run:
-        tracking.log_params({**params.model_dump(), "seed": params.seed if seed is None else seed})
+        tracking.log_params({**params.model_dump(), "seed": seed})
         tracking.set_tags({"data_hash": digest or "unknown"})
+        tracking.log_training_data(settings, train, data_path)
         trained = train_churn(
             train, params, seed=seed, spec=spec, callbacks=[tracking.epoch_logger()]
         )
@@ -115,9 +121,14 @@ def train_and_log(
             export_dir = export_churn(trained, tmp / "scorer")
             scorer = load_scorer(export_dir)
             metrics = score_holdout(scorer, holdout)
+            base_spec = lr.baseline_spec(train, trained.spec)
+            base_model = lr.fit_baseline(train, base_spec, seed)
+            base_metrics = score_holdout(lr.baseline_scorer(base_model, base_spec), holdout)
+            metrics |= lr.compare_to_baseline(metrics, base_metrics)
             metrics |= {"best_epoch": trained.best_epoch, "pos_weight": trained.pos_weight}
             metrics |= {f"rows_{k}": v for k, v in trained.rows.items()}
-            tracking.log_metrics(metrics)
+            verdict = lr.baseline_verdict(metrics, base_metrics)
+            tracking.set_tags({"baseline": verdict, "mlflow.note.content": f"Keras MLP {verdict}."})
             tracking.log_dict(
                 {
                     "numeric": trained.spec.numeric,
@@ -131,7 +142,16 @@ def train_and_log(
             plots = save_plots(holdout[LABEL].to_numpy(), scorer(holdout), tmp / "plots", oracle)
             tracking.log_files(plots, "plots")
             sample = holdout[list(trained.spec.columns)].head(5).reset_index(drop=True)
-            model_uri = tracking.log_scorer_model(export_dir, sample, scorer(sample), CHURN_MODEL)
+            # the model first, then its metrics (tied to its LoggedModel); the baseline beside it
+            model_uri = tracking.log_scorer_model(
+                export_dir, sample, scorer(sample), CHURN_MODEL, metrics=metrics
+            )
+            tracking.log_sklearn_model(
+                base_model,
+                lr.BASELINE_ARTIFACT,
+                lr.baseline_frame(holdout.head(5), base_spec),
+                metrics={f"baseline_{k}": v for k, v in base_metrics.items()},
+            )
             version = None
             if register:
                 version = registry.register_candidate(
@@ -219,22 +239,27 @@ def churn_policy(settings: Settings) -> registry.Policy:
         margin=p.margin,
         higher_is_better=p.metric not in ("brier", "ece"),
         floors={"auc": (">=", p.min_auc), "brier": ("<=", p.max_brier), "ece": ("<=", p.max_ece)},
+        require_beat_baseline=p.require_beat_baseline,
     )
 
 
 def promote_churn(settings: Settings, frame: pd.DataFrame | None = None) -> registry.Decision:
-    """`paycycle promote churn`: challenger vs champion on the feature table's holdout."""
+    """`paycycle promote churn`: challenger vs champion (and the logistic-regression baseline,
+    fitted on the same split) on the feature table's holdout."""
+    from training.churn import baseline as lr
     from training.churn.behaviour import churn_checks
 
     frame = load_feature_table(settings) if frame is None else frame
-    _, holdout = split(settings, frame)
+    train, holdout = split(settings, frame)
     sample = holdout.sample(min(CHECK_SAMPLE_ROWS, len(holdout)), random_state=0)
+    base_model = lr.fit_baseline(train, seed=settings.params.churn.seed)
     return registry.promote(
         CHURN_MODEL,
         settings,
         evaluate=lambda scorer: score_holdout(scorer, holdout),
         policy=churn_policy(settings),
         checks=lambda scorer: churn_checks(scorer, sample),
+        baseline=lr.baseline_scorer(base_model),
     )
 
 

@@ -108,12 +108,14 @@ def train_and_log_offers(
             evaluate = _holdout_evaluator(settings, frame, day, params)
             if evaluate is not None:
                 metrics |= evaluate(served)
-            tracking.log_metrics(metrics)
             tracking.log_dict(
                 policy.effects.reset_index().to_dict(orient="records"), "effects.json"
             )
             sample = frame.head(5)[list(schema.COLUMNS)].reset_index(drop=True)
-            model_uri = tracking.log_scorer_model(export_dir, sample, served(sample), OFFERS_MODEL)
+            # the model first, then its metrics (tied to its LoggedModel)
+            model_uri = tracking.log_scorer_model(
+                export_dir, sample, served(sample), OFFERS_MODEL, metrics=metrics
+            )
             version = None
             if register:
                 version = registry.register_candidate(

@@ -97,12 +97,12 @@ def train_and_log(
             export_dir = export_recommender(trained, tmp / "scorer")
             scorer = load_recommender(export_dir)
             metrics = _with_fit(evaluate(scorer), trained)
-            tracking.log_metrics(metrics)
             tracking.log_dict({"items": rd.ITEMS, "actions": rd.ACTIONS}, "items.json")
             sample = holdout.head(5).reset_index(drop=True)
             sample = sample[[c for c in trained.spec.features.columns if c in sample.columns]]
+            # the model first, then its metrics (tied to its LoggedModel)
             model_uri = tracking.log_scorer_model(
-                export_dir, sample, scorer(sample), RECOMMENDER_MODEL
+                export_dir, sample, scorer(sample), RECOMMENDER_MODEL, metrics=metrics
             )
             version = None
             if register:
