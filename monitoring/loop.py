@@ -19,7 +19,7 @@ import pandas as pd
 
 from monitoring.windows import Window
 from paycycle.config import Settings
-from paycycle.errors import DataError
+from paycycle.errors import DataError, RegistryUnavailable
 
 log = logging.getLogger("paycycle.monitoring")
 
@@ -128,7 +128,7 @@ def run_report(settings: Settings, reference: Window, current: Window, name: str
     )
     try:
         champion_run = log_to_champion(settings, [result.html_path, result.json_path], name)
-    except (MlflowException, OSError) as exc:  # the report on disk still stands
+    except (MlflowException, OSError, RegistryUnavailable) as exc:  # the report still stands
         log.warning("drift report not attached to the champion's run: %s", exc)
         champion_run = None
     return {
