@@ -70,3 +70,79 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class GatedProxy:
+    """A forwarding proxy that holds every request while its gate is closed (a registry that
+    has become slow). `held` counts the requests waiting at the gate right now; `peak_held` the
+    most that ever waited at once."""
+
+    url: str
+    gate: threading.Event
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    held: int = 0
+    peak_held: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def close_gate(self) -> None:
+        self.gate.clear()
+
+    def open_gate(self) -> None:
+        self.gate.set()
+
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+@contextmanager
+def gated_proxy(upstream: str) -> Iterator[GatedProxy]:
+    """An HTTP proxy on 127.0.0.1 in front of `upstream`, its gate open at first."""
+    import httpx
+
+    proxy = GatedProxy(url="", gate=threading.Event())
+    proxy.gate.set()
+    http = httpx.Client(base_url=upstream, timeout=120)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self) -> None:
+            with proxy.lock:
+                proxy.requests.append((self.command, self.path))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if not proxy.gate.is_set():
+                with proxy.lock:
+                    proxy.held += 1
+                    proxy.peak_held = max(proxy.peak_held, proxy.held)
+                proxy.gate.wait()
+                with proxy.lock:
+                    proxy.held -= 1
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            answer = http.request(self.command, self.path, content=body, headers=headers)
+            self.send_response(answer.status_code)
+            for key, value in answer.headers.items():
+                if key.lower() not in _HOP_BY_HOP | {"content-encoding"}:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _forward
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.gate.set()  # release anything still held
+        server.shutdown()
+        server.server_close()
+        http.close()
