@@ -184,16 +184,27 @@ def version_tags(settings: Settings, name: str, version: str) -> dict[str, str]:
 
 
 def download_version(settings: Settings, name: str, version: str) -> Path:
-    """Download a model version's files to a fresh temporary directory."""
+    """Download a model version's files to a fresh temporary directory.
+
+    Raises:
+        RegistryUnavailable: the registry or its artifact store could not be read.
+    """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     configure(settings)
     dst = Path(tempfile.mkdtemp(prefix=f"{name}-v{version}-"))
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
+            )
         )
-    )
+    except MlflowException as exc:
+        shutil.rmtree(dst, ignore_errors=True)
+        if is_absent(exc):
+            raise
+        raise unavailable(settings, exc) from exc
 
 
 def load_scorer(
