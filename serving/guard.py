@@ -94,8 +94,12 @@ class Guard:
         if path == "/docs.json":
             await self._docs(send)
             return
-        if path == RELOAD_PATH and scope["method"] in ("GET", "HEAD"):
-            await self._reload_status(send)
+        if path == RELOAD_PATH and scope["method"] != "POST":
+            if scope["method"] in ("GET", "HEAD"):
+                await self._reload_status(send)
+            else:
+                allow = [(b"allow", b"GET, POST")]
+                await _send_json(send, 405, {"error": "method not allowed"}, allow)
             return
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
