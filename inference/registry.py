@@ -15,6 +15,7 @@ same way (`training/tracking.py` writes runs and versions through `client`).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from paycycle.errors import ConfigError
+from paycycle.errors import ConfigError, RegistryUnavailable
 
 if TYPE_CHECKING:  # the pyfunc imports this module in a bare environment: no settings stack
     from paycycle.config import Settings
@@ -37,6 +38,14 @@ CHALLENGER = "challenger"
 ARTIFACT_TAG = "paycycle.artifact"  # path of the scorer dir inside the model version's artifacts
 SCORER_DIR = "artifacts/scorer"
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# MLflow's own defaults (120 s per request, 7 retries with backoff 2) make an unreachable server
+# cost minutes; ours fail within ~30 s. A value the user set in the environment is kept.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",  # seconds per request
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",  # retries on connection errors and 429/5xx
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # seconds, doubled per retry (plus jitter <= 1 s)
+}
+_ABSENT_CODES = ("RESOURCE_DOES_NOT_EXIST",)
 
 Scorer = Callable[[Any], np.ndarray]
 
@@ -86,6 +95,8 @@ def configure(settings: Settings) -> str:
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     uri = settings.tracking_uri
     # MLflow 3 also writes these URIs into os.environ, where the next `config.load()` in this
     # process would take them as configuration (a project's registry leaking into another's):
@@ -109,31 +120,91 @@ def client(settings: Settings):
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
+def redact_uri(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` replaced by `***`."""
+    return re.sub(r"(://[^/\s:@]*):[^/\s@]*@", r"\1:***@", text)
+
+
+def is_absent(exc: BaseException) -> bool:
+    """True when the registry *answered* that the model, version or alias does not exist.
+
+    MLflow says so with `RESOURCE_DOES_NOT_EXIST`, or (a missing alias on a SQL store)
+    `INVALID_PARAMETER_VALUE` with "not found"; every other error (connection refused, timeout,
+    5xx, an unreadable store) means the registry could not be read.
+    """
+    code = str(getattr(exc, "error_code", ""))
+    if code in _ABSENT_CODES:
+        return True
+    return code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc).lower()
+
+
+def unavailable(settings: Settings, exc: BaseException) -> RegistryUnavailable:
+    """The one-line error for a registry that cannot be read (credentials in URIs redacted)."""
+    cause = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    if "Caused by " in cause:  # requests/urllib3 wrap the root cause in a long retry message
+        cause = cause.rsplit("Caused by ", 1)[1].rstrip(")")
+    return RegistryUnavailable(
+        f"MLflow registry at {redact_uri(settings.tracking_uri)} cannot be read "
+        f"({exc.__class__.__name__}: {redact_uri(cause)[:300]}); retry when it is back "
+        "(MLFLOW_HTTP_REQUEST_TIMEOUT / _MAX_RETRIES bound how long each call waits)"
+    )
+
+
 def alias_version(settings: Settings, name: str, alias: str) -> str | None:
-    """The version `alias` points at, or None (also when the model is not registered)."""
+    """The version `alias` points at, or None when the registry says the alias (or the model)
+    does not exist.
+
+    Raises:
+        RegistryUnavailable: the registry could not be read; "absent" is not known then.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         return str(client(settings).get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except (MlflowException, OSError) as exc:
+        if is_absent(exc):
+            return None
+        raise unavailable(settings, exc) from exc
 
 
 def version_tags(settings: Settings, name: str, version: str) -> dict[str, str]:
-    return dict(client(settings).get_model_version(name, str(version)).tags)
+    """A version's tags.
+
+    Raises:
+        RegistryUnavailable: the registry could not be read.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client(settings).get_model_version(name, str(version)).tags)
+    except (MlflowException, OSError) as exc:
+        if is_absent(exc):
+            raise
+        raise unavailable(settings, exc) from exc
 
 
 def download_version(settings: Settings, name: str, version: str) -> Path:
-    """Download a model version's files to a fresh temporary directory."""
+    """Download a model version's files to a fresh temporary directory.
+
+    Raises:
+        RegistryUnavailable: the registry or its artifact store could not be read.
+    """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     configure(settings)
     dst = Path(tempfile.mkdtemp(prefix=f"{name}-v{version}-"))
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
+            )
         )
-    )
+    except MlflowException as exc:
+        shutil.rmtree(dst, ignore_errors=True)
+        if is_absent(exc):
+            raise
+        raise unavailable(settings, exc) from exc
 
 
 def load_scorer(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from monitoring.windows import Window
 from paycycle.config import Settings
-from paycycle.errors import DataError
+from paycycle.errors import DataError, RegistryUnavailable
 
 log = logging.getLogger("paycycle.monitoring")
 
@@ -128,7 +128,7 @@ def run_report(settings: Settings, reference: Window, current: Window, name: str
     )
     try:
         champion_run = log_to_champion(settings, [result.html_path, result.json_path], name)
-    except (MlflowException, OSError) as exc:  # the report on disk still stands
+    except (MlflowException, OSError, RegistryUnavailable) as exc:  # the report still stands
         log.warning("drift report not attached to the champion's run: %s", exc)
         champion_run = None
     return {
@@ -196,16 +196,36 @@ def record_retrain(
     path.write_text(json.dumps(state, indent=2, default=str) + "\n")
 
 
-def reload_service(settings: Settings) -> dict[str, Any]:
-    """Ask the running service to load the new champion (skipped without `service_url`)."""
+def reload_service(settings: Settings, poll_s: float = 0.5) -> dict[str, Any]:
+    """Ask the running service to load the new champion and wait for the outcome (skipped
+    without `service_url`).
+
+    The service answers `POST /admin/reload` with 202 at once and loads in the background;
+    `GET /admin/reload` is polled until the load is done or failed, for at most the service's
+    own deadline (`serving.reload_timeout_s`) plus `drift.reload_timeout_s`.
+
+    Returns:
+        `reloaded` (the new set is served), the POST's `status` and the final status `body`.
+    """
+    import time
+
     import httpx
 
     if not settings.service_url:
         return {"reloaded": False, "reason": "no service URL configured (PAYCYCLE_SERVICE_URL)"}
     headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
     url = settings.service_url.rstrip("/") + "/admin/reload"
-    response = httpx.post(
-        url, headers=headers, json={}, timeout=settings.params.drift.reload_timeout_s
-    )
-    response.raise_for_status()
-    return {"reloaded": True, "status": response.status_code, "body": response.json()}
+    timeout = settings.params.drift.reload_timeout_s
+    response = httpx.post(url, headers=headers, json={}, timeout=timeout)
+    if response.status_code != 409:  # 409: a late load still runs; reported, not raised
+        response.raise_for_status()
+    body = response.json()
+    deadline = time.monotonic() + settings.params.serving.reload_timeout_s + timeout
+    while response.status_code == 202 and body["state"] == "loading":
+        if time.monotonic() > deadline:
+            break
+        time.sleep(poll_s)
+        polled = httpx.get(url, headers=headers, timeout=timeout)
+        polled.raise_for_status()
+        body = polled.json()
+    return {"reloaded": body["state"] == "done", "status": response.status_code, "body": body}

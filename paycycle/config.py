@@ -62,6 +62,9 @@ class ServingParams(Section):
     max_body_bytes: int = Field(2_000_000, gt=0)
     risk_bands: tuple[float, float] = (0.1, 0.3)  # low below the first, high from the second
     tf_threads: int = Field(1, ge=1)
+    # `POST /admin/reload` loads in the background; a load still running after this many
+    # seconds is marked failed (the old models keep serving)
+    reload_timeout_s: float = Field(120.0, gt=0)
 
 
 class ChurnParams(Section):

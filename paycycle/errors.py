@@ -35,3 +35,10 @@ class UnavailableError(PayCycleError):
     """An outside service or resource is unreachable or busy (a database, a port in use)."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class RegistryUnavailable(UnavailableError):
+    """The MLflow registry cannot be read (down, timing out, answering 5xx): not the same as a
+    model or alias that does not exist, which the registry would say it does not have."""
+
+    exit_code = EXIT_UNAVAILABLE

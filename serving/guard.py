@@ -10,7 +10,8 @@
 - `GET /payment-method?token=` (signed self-serve link, `serving.selfserve`) needs no API
   token; a bad or expired link token gets 403.
 - `/readyz` and `/docs.json` are answered here: readiness with model versions, and the spec with
-  the auth scheme and the error responses this layer adds.
+  the auth scheme and the error responses this layer adds; so is `GET /admin/reload` (the
+  background reload's status, behind the token; BentoML routes are POST only).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from paycycle import config
 from paycycle.errors import ConfigError
-from serving.openapi import OPEN_PATHS, complete_spec
+from serving.openapi import OPEN_PATHS, RELOAD_PATH, complete_spec
 from serving.selfserve import SELF_SERVE_PATHS
 from serving.selfserve import answer as self_serve
 
@@ -93,6 +94,13 @@ class Guard:
         if path == "/docs.json":
             await self._docs(send)
             return
+        if path == RELOAD_PATH and scope["method"] != "POST":
+            if scope["method"] in ("GET", "HEAD"):
+                await self._reload_status(send)
+            else:
+                allow = [(b"allow", b"GET, POST")]
+                await _send_json(send, 405, {"error": "method not allowed"}, allow)
+            return
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -157,6 +165,15 @@ class Guard:
             return
         status = instance.readiness()
         await _send_json(send, 200 if status.ready else 503, status.model_dump())
+
+    async def _reload_status(self, send: Any) -> None:
+        import bentoml
+
+        instance = bentoml.get_current_service()
+        if instance is None:
+            await _send_json(send, 503, {"error": "the service is starting", "detail": []})
+            return
+        await _send_json(send, 200, instance.reload_status().model_dump(mode="json"))
 
     async def _docs(self, send: Any) -> None:
         if self._spec is None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.schemas import ErrorBody, Readiness
+from serving.schemas import ErrorBody, Readiness, ReloadStatus
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})  # probes: no bearer token
+RELOAD_PATH = "/admin/reload"  # POST starts or joins a background reload; GET: its status
 
 ERRORS = {
     "401": "missing or wrong bearer token",
@@ -51,7 +52,7 @@ def complete_spec(service: Any) -> dict[str, Any]:
     spec = service.openapi_spec.asdict()
     components = spec.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for model in (ErrorBody, Readiness):
+    for model in (ErrorBody, Readiness, ReloadStatus):
         generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(generated.pop("$defs", {}))
         schemas[model.__name__] = generated
@@ -77,9 +78,32 @@ def complete_spec(service: Any) -> dict[str, Any]:
                 responses["422"] = _json("ErrorBody", ERRORS["422"])
             if path in NOT_FOUND_PATHS:
                 responses["404"] = _json("ErrorBody", ERRORS["404"])
+    if RELOAD_PATH in paths:
+        _document_reload(paths[RELOAD_PATH])
     if "/readyz" in paths:
         paths["/readyz"]["get"]["responses"] = {
             "200": _json("Readiness", "models loaded, with their versions"),
             "503": _json("Readiness", "not ready: a required model is not loaded"),
         }
     return spec
+
+
+def _document_reload(item: dict[str, Any]) -> None:
+    """POST answers 202 (started or joined) or 409 (a load past its deadline still runs), not
+    BentoML's 200; GET (answered by the guard) is the status."""
+    responses = item["post"]["responses"]
+    responses.pop("200", None)
+    responses["202"] = _json("ReloadStatus", "a load started, or the running one was joined")
+    responses["409"] = _json(
+        "ReloadStatus", "a load that passed its deadline is still running; retry when idle"
+    )
+    item["get"] = {
+        "summary": "status of the background reload",
+        "operationId": "reload_status",
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": _json("ReloadStatus", "state, times, versions served, error"),
+            "401": _json("ErrorBody", ERRORS["401"]),
+            "503": _json("ErrorBody", "the service is starting"),
+        },
+    }

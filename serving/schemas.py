@@ -228,6 +228,24 @@ class Readiness(BaseModel):
     pid: int
 
 
+class ReloadStatus(BaseModel):
+    """The background reload (`POST`/`GET /admin/reload`): one load at a time."""
+
+    state: Literal["idle", "loading", "done", "failed"] = Field(
+        description="idle: none yet; loading: one is running; done/failed: how the last ended"
+    )
+    busy: bool = Field(
+        description="a load thread is running (also one that passed its deadline and is ignored)"
+    )
+    started_at: str | None = Field(None, description="ISO-8601 UTC start of the last load")
+    finished_at: str | None = Field(None, description="ISO-8601 UTC end (or deadline) of it")
+    timeout_s: float = Field(description="deadline of a load (`serving.reload_timeout_s`)")
+    versions: dict[str, str | None] = Field(
+        default_factory=dict, description="registered model -> version served after the load"
+    )
+    error: str | None = Field(None, description="why it failed or what it kept (redacted)")
+
+
 class ErrorBody(BaseModel):
     error: str
     detail: list[dict[str, Any]] | None = None

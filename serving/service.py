@@ -1,11 +1,13 @@
 """The PayCycle scoring API (BentoML 1.4): `bentoml serve serving.service:PayCycle`.
 
 Routes: `POST /churn`, `POST /recommend`, `POST /offer`, `POST /cancel-intent`,
-`POST /admin/reload`, `GET /healthz`, `GET /readyz`, `GET /metrics`, OpenAPI at `/docs.json`.
-Token auth, the body limit and 422s come from `serving.guard.Guard`. Models are the registry's
-`champion` versions (`serving.models`); `POST /admin/reload` or SIGHUP to the worker process
-loads the current champions and swaps them in as one reference, so requests in flight finish on
-the set they started with.
+`POST /admin/reload`, `GET /admin/reload`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
+OpenAPI at `/docs.json`. Token auth, the body limit and 422s come from `serving.guard.Guard`.
+Models are the registry's `champion` versions (`serving.models`); `POST /admin/reload` or SIGHUP
+to the worker process starts loading the current champions in the background (one load at a
+time, with its own deadline `serving.reload_timeout_s`; `serving.reload`) and answers 202 with
+its status at once; `GET /admin/reload` follows it. The new set is swapped in as one reference,
+so requests in flight finish on the set they started with, and the old set serves until then.
 
 Speed: requests are parsed by pydantic (Rust) straight into model objects, queued on a
 `MicroBatcher`, and scored together in one compiled TF call per batch on a worker thread; no
@@ -40,6 +42,7 @@ from paycycle.errors import DataError
 from serving import traffic
 from serving.cancel import CancelIntentResult, CancelReason, CustomerId
 from serving.guard import Guard
+from serving.reload import Reloader, ReloadRefused
 from serving.schemas import (
     ChurnScore,
     Customers,
@@ -48,6 +51,7 @@ from serving.schemas import (
     Profiles,
     Readiness,
     Recommendation,
+    ReloadStatus,
     TopK,
 )
 
@@ -75,10 +79,12 @@ class PayCycle:
         self.settings = config.load()
         _configure_tensorflow(self.settings.params.serving.tf_threads)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
-        self._reload_lock = asyncio.Lock()
         self._models = ModelSet()
         self._requests = _request_logger(self.settings)
         self._models = self._load()
+        self._reloader = Reloader(
+            self._load, self._swap, self.settings.params.serving.reload_timeout_s
+        )
         # TF and the models are millions of long-lived objects: keep them out of the cyclic GC's
         # scans, which otherwise stall a request every few thousand (p99 spikes of ~100 ms).
         gc.collect()
@@ -99,30 +105,52 @@ class PayCycle:
     def _flush_request_log(self) -> None:
         if self._requests is not None:
             self._requests.close()
+        self._reloader.close()
 
     @bentoml.on_startup
     def _install_sighup(self) -> None:
         loop = asyncio.get_event_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._reloader.start)
 
-    async def _reload(self) -> Readiness:
-        """Load the current champions off the event loop, then swap the reference."""
-        async with self._reload_lock:
-            new = await asyncio.to_thread(self._load)
-            old = self._models
-            if new.churn is None:
-                log.error("reload kept the old models: %s", new.errors)
-                return self.readiness(errors=new.errors)
-            kept = {
-                key: getattr(old, key)
-                for key in ("recommender", "offers")
-                if getattr(new, key) is None and getattr(old, key) is not None
-            }
-            if kept:  # a model that failed to reload keeps serving its loaded version
-                new = dataclasses.replace(new, **kept)
-            self._models = new  # one reference assignment: atomic for every reader
-            log.info("serving churn version %s", new.churn.version)
-            return self.readiness()
+    def _swap(self, new) -> tuple[dict[str, str | None], str | None]:
+        """Swap a freshly loaded set in (on the event loop, after the load thread is done).
+
+        Returns:
+            (versions now served, what was kept from the old set and why, or None).
+
+        Raises:
+            ReloadRefused: no churn model in the new set; the old set keeps serving.
+        """
+        from serving.models import BUILDERS
+
+        old = self._models
+        if new.churn is None:
+            raise ReloadRefused(f"no churn model loaded, kept the old models: {new.errors}")
+        kept = {
+            key: getattr(old, key)
+            for key in ("recommender", "offers")
+            if getattr(new, key) is None and getattr(old, key) is not None
+        }
+        if kept:  # a model that failed to reload keeps serving its loaded version
+            new = dataclasses.replace(new, **kept)
+        self._models = new  # one reference assignment: atomic for every reader
+        log.info("serving churn version %s", new.churn.version)
+        versions = {
+            name: (loaded.version if (loaded := getattr(new, key)) else None)
+            for key, (name, _) in BUILDERS.items()
+        }
+        problem = None
+        if new.errors:
+            problem = "; ".join(
+                f"{name}: {'kept the old version' if name in _names(kept) else 'not loaded'}"
+                f" ({error})"
+                for name, error in new.errors.items()
+            )
+        return versions, problem
+
+    def reload_status(self) -> ReloadStatus:
+        """The background reload's status (served by the guard at GET /admin/reload)."""
+        return self._reloader.status()
 
     def readiness(self, errors: dict[str, str] | None = None) -> Readiness:
         """Models loaded and their versions (served by the guard at GET /readyz)."""
@@ -249,9 +277,17 @@ class PayCycle:
         return await cancel_intent(self.settings, customer_id, reason)
 
     @bentoml.api(route="/admin/reload")
-    async def reload(self) -> Readiness:
-        """Load the registry's current champions and swap them in without dropping requests."""
-        return await self._reload()
+    async def reload(self) -> ReloadStatus:
+        """Start loading the registry's current champions in the background, or join the load
+        already running, and answer 202 with its status at once (`GET /admin/reload` follows
+        it). The old models serve until the new set is loaded, then both swap as one. 409 while
+        a load that passed its deadline (`serving.reload_timeout_s`) is still running."""
+        accepted, status = self._reloader.start()
+        return _json(status.model_dump(mode="json"), 202 if accepted else 409)
+
+
+def _names(kept: dict) -> set[str]:
+    return {model.name for model in kept.values()}
 
 
 def _json(payload: object, status: int = 200) -> Response:

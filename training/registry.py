@@ -36,7 +36,7 @@ import numpy as np
 
 from inference.registry import CHALLENGER, CHAMPION, alias_version, load_scorer
 from paycycle.config import Settings
-from paycycle.errors import DataError
+from paycycle.errors import DataError, RegistryUnavailable
 from training import tracking
 
 HISTORY_PREFIX = "promotion."  # legacy: registered-model tags `promotion.00001`, ... (read only)
@@ -226,11 +226,17 @@ def promote(
 
     Returns:
         The decision (also in `history` and as tags on the candidate's version).
+
+    Raises:
+        RegistryUnavailable: the registry cannot be read; nothing is decided or moved.
     """
-    candidate = version or alias_version(settings, name, CHALLENGER)
+    try:  # an unreadable registry is not "no champion": refuse rather than skip the comparison
+        candidate = version or alias_version(settings, name, CHALLENGER)
+        champion = alias_version(settings, name, CHAMPION)
+    except RegistryUnavailable as exc:
+        raise RegistryUnavailable(f"promote {name}: refused, {exc}") from exc
     if candidate is None:
         raise DataError(f"{name}@{CHALLENGER}: no challenger registered; train one first")
-    champion = alias_version(settings, name, CHAMPION)
     scorer, _ = load_scorer(name, settings=settings, version=candidate)
     metrics = dict(evaluate(scorer))
     base = Decision(

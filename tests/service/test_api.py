@@ -24,6 +24,7 @@ PROTECTED = [
     ("POST", "/recommend"),
     ("POST", "/offer"),
     ("POST", "/admin/reload"),
+    ("GET", "/admin/reload"),
     ("GET", "/metrics"),
     ("GET", "/docs.json"),
 ]
@@ -211,6 +212,16 @@ def _new_champion(api) -> tuple[str, str]:
     return old, new
 
 
+def _wait_reloaded(api, timeout: float = 120) -> dict:
+    """Poll `GET /admin/reload` until the background load has an outcome."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = httpx.get(f"{api.url}/admin/reload", headers=api.auth).json()
+        if status["state"] != "loading" or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
+
+
 def test_reload_swaps_champion_without_failed_requests(api) -> None:
     """Promote a new champion version, reload while requests fly: all succeed, version moves."""
     old, new = _new_champion(api)
@@ -232,7 +243,10 @@ def test_reload_swaps_champion_without_failed_requests(api) -> None:
         t.start()
     try:
         r = api.post("/admin/reload", {})
-        assert r.status_code == 200, r.text
+        assert r.status_code == 202, r.text
+        assert r.json()["state"] == "loading"
+        status = _wait_reloaded(api)
+        assert status["state"] == "done" and status["versions"]["paycycle-churn"] == new, status
         after = api.post("/churn", {"customers": [VALID]}).json()[0]["model_version"]
     finally:
         stop.set()

@@ -54,7 +54,8 @@ def test_usage_drop_retrains_and_the_service_follows_baseline_does_nothing(
     assert trained and decision["reason"]
     last = history(CHURN_MODEL, settings)[-1]
     assert last.version == trained and last.reason == decision["reason"]  # logged either way
-    assert drift["reload"]["reloaded"] and drift["reload"]["status"] == 200
+    assert drift["reload"]["reloaded"] and drift["reload"]["status"] == 202
+    assert drift["reload"]["body"]["state"] == "done"
     champion = models.alias_version(settings, CHURN_MODEL, "champion")
     assert _served_churn_version(api) == champion
     if decision["action"] == "promoted":
