@@ -251,7 +251,9 @@ class PayCycle:
         from serving.cancel import IDEMPOTENCY_HEADER, cancel_intent
 
         key = ctx.request.headers.get(IDEMPOTENCY_HEADER)
-        return await cancel_intent(self.settings, customer_id, reason, key)
+        answer = await cancel_intent(self.settings, customer_id, reason, key)
+        ctx.response.status_code = answer.status_code  # BentoML sets the status from ctx
+        return answer
 
     @bentoml.api(route="/admin/reload")
     async def reload(self) -> Readiness:

@@ -129,3 +129,9 @@ def test_openapi_documents_the_idempotency_key(api) -> None:
         param["schema"]["maxLength"] == 255
         and "Idempotency-Key" in op["responses"]["422"]["description"]
     )
+
+
+def test_unknown_customer_is_404_json(api) -> None:
+    r = api.post("/cancel-intent", {"customer_id": 10**9, "reason": "other"})
+    assert r.status_code == 404, r.text
+    assert r.json()["detail"][0]["loc"] == ["customer_id"]
