@@ -7,8 +7,8 @@ holdout customers or within the frequency cap) and records the visit in the stor
 
 An optional `Idempotency-Key` header (1–255 visible ASCII characters, e.g. a UUID) makes retries
 safe: the same key and body within 24 hours get the first answer again, the same key with another
-body a 422 naming the header. Two simultaneous visits of one customer are decided one after the
-other, so the frequency cap holds (`retention.saves`).
+body a 409 naming the header (a malformed key is a 422). Two simultaneous visits of one customer
+are decided one after the other, so the frequency cap holds (`retention.saves`).
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def _reply(payload: object, status: int = 200) -> Response:
     return Response(json.dumps(payload).encode(), status, media_type="application/json")
 
 
-def _bad_key(message: str) -> Response:
+def _bad_key(message: str, status: int = 422) -> Response:
     detail = [{"loc": ["header", IDEMPOTENCY_HEADER], "msg": message}]
-    return _reply({"error": f"{IDEMPOTENCY_HEADER}: {message}", "detail": detail}, 422)
+    return _reply({"error": f"{IDEMPOTENCY_HEADER}: {message}", "detail": detail}, status)
 
 
 def _valid_key(key: str) -> bool:
@@ -91,7 +91,8 @@ async def cancel_intent(
             now,
         )
     except KeyReuseError:
-        return _bad_key("already used for a different request within 24 hours; send a new key")
+        message = "already used for a different request within 24 hours; send a new key"
+        return _bad_key(message, 409)  # the request itself is valid: a conflict, not a 422
     except DataError as exc:
         return _reply({"error": str(exc), "detail": [{"loc": ["customer_id"]}]}, 404)
     except Exception as exc:  # the store is down or not migrated

@@ -34,7 +34,7 @@ IDEMPOTENCY_PARAMETER = {
     "required": False,
     "description": (
         "Makes a retry safe: the same key and body within 24 hours get the first answer again; "
-        "the same key with a different body is a 422 naming this header."
+        "the same key with a different body is a 409 naming this header."
     ),
     "schema": {
         "type": "string",
@@ -97,9 +97,8 @@ def complete_spec(service: Any) -> dict[str, Any]:
                 responses["404"] = _json("ErrorBody", ERRORS["404"])
             if path in IDEMPOTENT_PATHS and method == "post":
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
-                responses["422"] = _json(
-                    "ErrorBody",
-                    f"{ERRORS['422']}, or {IDEMPOTENCY_HEADER} reused with another body",
+                responses["409"] = _json(
+                    "ErrorBody", f"{IDEMPOTENCY_HEADER} already used for a different request"
                 )
     if "/readyz" in paths:
         paths["/readyz"]["get"]["responses"] = {

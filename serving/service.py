@@ -246,7 +246,7 @@ class PayCycle:
         """The cancel page's reason survey: record the visit, answer with the matched offer.
 
         Send an `Idempotency-Key` header to retry safely: the same key and body within 24 hours
-        get the same answer; the same key with a different body is a 422.
+        get the same answer; the same key with a different body is a 409.
         """
         from serving.cancel import IDEMPOTENCY_HEADER, cancel_intent
 

@@ -88,7 +88,7 @@ def test_idempotency_key_replays_the_first_answer(api) -> None:
     assert _visits(api, customer) == 1  # the retry recorded nothing
     for changed in ({**body, "reason": "other"}, {**body, "customer_id": other}):
         r = api.post("/cancel-intent", changed, headers=key)
-        assert r.status_code == 422, r.text
+        assert r.status_code == 409, r.text
         assert r.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
     assert _visits(api, customer) == 1 and _visits(api, other) == 0
     plain = api.post("/cancel-intent", body)  # without a key: a new visit, under the cap
@@ -127,7 +127,7 @@ def test_openapi_documents_the_idempotency_key(api) -> None:
     assert param["in"] == "header" and not param["required"]
     assert (
         param["schema"]["maxLength"] == 255
-        and "Idempotency-Key" in op["responses"]["422"]["description"]
+        and "Idempotency-Key" in op["responses"]["409"]["description"]
     )
 
 
