@@ -26,8 +26,9 @@ With ``retention`` params (`paycycle.config.RetentionParams`; the daily run pass
   day ``X = D + card_expiring_days`` and a live subscription; cycle date ``X``. Cards expire at a
   month end and charges fall after it, so this precedes any charge that would fail on it.
 * ``trial_ending``: trials whose ``trial_end = D + trial_ending_days``; cycle date the trial end.
-* ``scheduled_cancellation``: live subscriptions with ``cancelled_at = D + cancellation_days``,
-  with a signed "extend" link; cycle date the end date.
+* ``scheduled_cancellation``: live subscriptions with ``cancelled_at = D + cancellation_days``;
+  cycle date the end date. No self-serve link: no route extends a subscription, so the notice
+  tells the customer to keep it from their account.
 * customers in the holdout (`paycycle.holdout`) get no ``plan_recommendation`` or
   ``retention_offer``.
 
@@ -51,7 +52,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, case, func, literal, or_, select
 
-from notify.links import EXTEND, UPDATE_PAYMENT, LinkSigner
+from notify.links import UPDATE_PAYMENT, LinkSigner
 from paycycle import catalog
 from paycycle.config import NotifyParams, RetentionParams
 from paycycle.holdout import in_holdout
@@ -493,9 +494,7 @@ def _trial_ending(conn: Connection, as_of: dt.date, r: RetentionParams) -> list[
     ]
 
 
-def _scheduled_cancellation(
-    conn: Connection, as_of: dt.date, r: RetentionParams, links: LinkSigner | None
-) -> list[dict]:
+def _scheduled_cancellation(conn: Connection, as_of: dt.date, r: RetentionParams) -> list[dict]:
     ends = as_of + dt.timedelta(days=r.cancellation_days)
     stmt = (
         select(
@@ -518,8 +517,6 @@ def _scheduled_cancellation(
             "plan": rec["plan"],
             "ends_on": ends.isoformat(),
         }
-        if links is not None:
-            payload["extend_url"] = links.url(rec["customer_id"], EXTEND, _issued(as_of))
         rows.append(_row(dict(rec), SCHEDULED_CANCELLATION, ends, payload, None))
     return rows
 
@@ -552,7 +549,7 @@ def due_notices(
             [, `expected_value`, `expires_at` timezone-aware]); None means no retention offers.
         retention: enables `card_expiring`, `trial_ending`, `scheduled_cancellation` and the
             holdout filter; None keeps the original notice set.
-        links: signs the self-serve links in dunning and cancellation notices.
+        links: signs the self-serve links in dunning notices.
 
     Returns:
         One row per notice with `NOTICE_COLUMNS`; `error` is set when the store lacks a fact.
@@ -591,6 +588,6 @@ def due_notices(
     if retention is not None:
         rows += _card_expiring(conn, as_of, retention, links)
         rows += _trial_ending(conn, as_of, retention)
-        rows += _scheduled_cancellation(conn, as_of, retention, links)
+        rows += _scheduled_cancellation(conn, as_of, retention)
     out = pd.DataFrame(rows, columns=NOTICE_COLUMNS)
     return out.sort_values(["kind", "customer_id"], kind="stable").reset_index(drop=True)

@@ -1,9 +1,14 @@
-"""Signed self-serve links (update payment method, extend a subscription): HMAC tokens.
+"""Signed self-serve links (update payment method): HMAC tokens.
 
 A token is ``base64url(claims JSON) . base64url(HMAC-SHA256(secret, claims))`` with claims
-``{"c": customer_id, "p": purpose, "exp": unix seconds}``. `verify` recomputes the MAC with a
-constant-time comparison, then checks purpose and expiry, so a tampered, foreign or expired
-token is refused. The secret is `PAYCYCLE_LINK_SECRET` (settings.link_secret), never in git.
+``{"c": customer_id, "p": purpose, "exp": unix seconds}``. `verify` refuses anything that is not
+plain ASCII, recomputes the MAC and compares the bytes in constant time, then checks purpose and
+expiry, so a malformed, tampered, foreign or expired token is a `LinkError` (never another
+exception). The secret is `PAYCYCLE_LINK_SECRET` (settings.link_secret), never in git; whoever
+serves or signs links checks it once at start (`check_secret`).
+
+Only purposes a route serves get links: `serving.selfserve` answers ``/payment-method``; there is
+no self-serve "extend" route, so cancellation notices carry no link.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from urllib.parse import urlencode
 from paycycle.errors import ConfigError, PayCycleError
 
 UPDATE_PAYMENT = "update_payment_method"
-EXTEND = "extend_subscription"
-PURPOSES = (UPDATE_PAYMENT, EXTEND)
-PATHS = {UPDATE_PAYMENT: "/payment-method", EXTEND: "/extend"}
+PATHS = {UPDATE_PAYMENT: "/payment-method"}  # purpose -> the route that serves it
+PURPOSES = tuple(PATHS)
 MIN_SECRET_CHARS = 16
+MAX_TOKEN_CHARS = 1024  # a real token is ~120 characters
 
 
 class LinkError(PayCycleError):
@@ -42,7 +47,12 @@ def _mac(secret: str, body: str) -> str:
     return _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
 
 
-def _check_secret(secret: str | None) -> str:
+def check_secret(secret: str | None) -> str:
+    """`secret` if it is long enough to sign links.
+
+    Raises:
+        ConfigError: unset or shorter than `MIN_SECRET_CHARS` (names `PAYCYCLE_LINK_SECRET`).
+    """
     if not secret or len(secret) < MIN_SECRET_CHARS:
         raise ConfigError(
             f"PAYCYCLE_LINK_SECRET: must be set to at least {MIN_SECRET_CHARS} characters"
@@ -58,7 +68,7 @@ def sign(customer_id: int, purpose: str, expires_at: dt.datetime, secret: str) -
         raise ValueError("expires_at: pass a timezone-aware datetime")
     claims = {"c": int(customer_id), "p": purpose, "exp": int(expires_at.timestamp())}
     body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
-    return f"{body}.{_mac(_check_secret(secret), body)}"
+    return f"{body}.{_mac(check_secret(secret), body)}"
 
 
 @dataclass(frozen=True)
@@ -74,19 +84,24 @@ def verify(token: str, secret: str, purpose: str, now: dt.datetime | None = None
     Raises:
         LinkError: malformed, bad signature, other purpose, or expired.
     """
-    body, sep, mac = (token or "").partition(".")
+    secret = check_secret(secret)
+    token = token or ""
+    if len(token) > MAX_TOKEN_CHARS or not token.isascii():
+        raise LinkError("token: malformed")
+    body, sep, mac = token.partition(".")
     if not sep or not body or not mac:
         raise LinkError("token: malformed")
-    if not hmac.compare_digest(mac, _mac(_check_secret(secret), body)):
+    # bytes, not str: compare_digest raises TypeError on a str with non-ASCII characters
+    if not hmac.compare_digest(mac.encode(), _mac(secret, body).encode()):
         raise LinkError("token: bad signature")
     try:
         claims: dict[str, Any] = json.loads(_unb64(body))
         cid, what, exp = int(claims["c"]), str(claims["p"]), int(claims["exp"])
-    except (ValueError, KeyError, TypeError):
+        expires = dt.datetime.fromtimestamp(exp, dt.UTC)
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
         raise LinkError("token: malformed claims") from None
     if what != purpose:
         raise LinkError(f"token: issued for {what!r}, not {purpose!r}")
-    expires = dt.datetime.fromtimestamp(exp, dt.UTC)
     if (now or dt.datetime.now(dt.UTC)) >= expires:
         raise LinkError(f"token: expired at {expires.isoformat()}")
     return LinkClaims(cid, what, expires)
@@ -115,7 +130,7 @@ def make_signer(settings: Any) -> LinkSigner | None:
         return None
     r = settings.params.retention
     return LinkSigner(
-        _check_secret(settings.link_secret),
+        check_secret(settings.link_secret),
         r.link_base_url,
         dt.timedelta(hours=r.link_ttl_hours),
     )

@@ -296,6 +296,22 @@ class CancelIntent(Base):
     )
 
 
+class CancelIntentKey(Base):
+    """The answer given to a `POST /cancel-intent` sent with an `Idempotency-Key` (migration 0004).
+
+    A retry with the same key and the same body within the replay window gets `response` again
+    instead of recording a second visit; `request_hash` (SHA-256 of the canonical body) tells a
+    retry from a different request reusing the key.
+    """
+
+    __tablename__ = "cancel_intent_keys"
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[int] = _fk("customers.customer_id")
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
 RAW_MODELS: dict[str, type[Base]] = {
     m.__tablename__: m
     for m in (

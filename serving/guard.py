@@ -11,7 +11,11 @@
   token; a bad or expired link token gets 403.
 - `/readyz` and `/docs.json` are answered here: readiness with model versions, and the spec with
   the auth scheme and the error responses this layer adds; so is `GET /admin/reload` (the
-  background reload's status, behind the token; BentoML routes are POST only).
+  background reload's status, behind the token; BentoML routes are POST only). `/readyz` is
+  open, so a model that failed to load shows only `READYZ_ERROR`; why (which may name the
+  tracking URI) is in the log.
+- The API token and link secret are checked when the guard is built (`serving.credentials`): the
+  service refuses to start with a weak token or a short link secret.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import json
 from typing import Any
 
 from paycycle import config
-from paycycle.errors import ConfigError
+from serving.credentials import check_service_secrets
 from serving.openapi import OPEN_PATHS, RELOAD_PATH, complete_spec
 from serving.selfserve import SELF_SERVE_PATHS
 from serving.selfserve import answer as self_serve
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+READYZ_ERROR = "not loaded: see the server log"
 
 Scope = dict[str, Any]
 
@@ -59,8 +64,7 @@ class Guard:
 
     def __init__(self, app: Any) -> None:
         settings = config.load()
-        if not settings.api_token:
-            raise ConfigError("PAYCYCLE_API_TOKEN: must be set to serve the API")
+        check_service_secrets(settings)
         self.app = app
         self.expected = f"Bearer {settings.api_token}".encode()
         self.max_body = settings.params.serving.max_body_bytes
@@ -164,7 +168,11 @@ class Guard:
             await _send_json(send, 503, {"ready": False, "models": [], "pid": 0})
             return
         status = instance.readiness()
-        await _send_json(send, 200 if status.ready else 503, status.model_dump())
+        body = status.model_dump()
+        for model in body["models"]:  # the detail is in the log (serving.models, reload)
+            if model["error"]:
+                model["error"] = READYZ_ERROR
+        await _send_json(send, 200 if status.ready else 503, body)
 
     async def _reload_status(self, send: Any) -> None:
         import bentoml

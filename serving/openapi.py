@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from serving.cancel import IDEMPOTENCY_HEADER, KEY_MAX_CHARS, KEY_PATTERN
 from serving.schemas import ErrorBody, Readiness, ReloadStatus
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})  # probes: no bearer token
@@ -26,6 +27,23 @@ ERRORS = {
 
 # Routes that look a customer up in the store (BentoML's own 404 schema has a string `detail`).
 NOT_FOUND_PATHS = frozenset({"/cancel-intent"})
+# Writes that take an `Idempotency-Key` header (serving.cancel)
+IDEMPOTENT_PATHS = frozenset({"/cancel-intent"})
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes a retry safe: the same key and body within 24 hours get the first answer again; "
+        "the same key with a different body is a 409 naming this header."
+    ),
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": KEY_MAX_CHARS,
+        "pattern": KEY_PATTERN,
+    },
+}
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -78,6 +96,11 @@ def complete_spec(service: Any) -> dict[str, Any]:
                 responses["422"] = _json("ErrorBody", ERRORS["422"])
             if path in NOT_FOUND_PATHS:
                 responses["404"] = _json("ErrorBody", ERRORS["404"])
+            if path in IDEMPOTENT_PATHS and method == "post":
+                operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                responses["409"] = _json(
+                    "ErrorBody", f"{IDEMPOTENCY_HEADER} already used for a different request"
+                )
     if RELOAD_PATH in paths:
         _document_reload(paths[RELOAD_PATH])
     if "/readyz" in paths:

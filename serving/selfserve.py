@@ -1,7 +1,8 @@
 """Customer-facing self-serve links, answered in the guard (no API token: the signed link is the
 credential). `GET /payment-method?token=…` verifies an "update payment method" token from a
 dunning notice (`notify.links`): 200 with the customer id when authentic and unexpired, 403 when
-malformed, tampered with, for another purpose or expired, 503 when no link secret is configured.
+malformed (non-ASCII included), tampered with, for another purpose or expired, 503 when no link
+secret is configured. A secret too short to use stops the service at start (`serving.credentials`).
 """
 
 from __future__ import annotations

@@ -269,12 +269,19 @@ class PayCycle:
 
     @bentoml.api(route="/cancel-intent")
     async def cancel_intent(
-        self, customer_id: CustomerId, reason: CancelReason
+        self, customer_id: CustomerId, reason: CancelReason, ctx: bentoml.Context
     ) -> CancelIntentResult:
-        """The cancel page's reason survey: record the visit, answer with the matched offer."""
-        from serving.cancel import cancel_intent
+        """The cancel page's reason survey: record the visit, answer with the matched offer.
 
-        return await cancel_intent(self.settings, customer_id, reason)
+        Send an `Idempotency-Key` header to retry safely: the same key and body within 24 hours
+        get the same answer; the same key with a different body is a 409.
+        """
+        from serving.cancel import IDEMPOTENCY_HEADER, cancel_intent
+
+        key = ctx.request.headers.get(IDEMPOTENCY_HEADER)
+        answer = await cancel_intent(self.settings, customer_id, reason, key)
+        ctx.response.status_code = answer.status_code  # BentoML sets the status from ctx
+        return answer
 
     @bentoml.api(route="/admin/reload")
     async def reload(self) -> ReloadStatus:

@@ -12,7 +12,7 @@ from rich.console import Console
 from cli.commands.child import check_port_free, run_child
 from paycycle import config
 from paycycle.console import cli_log_path
-from paycycle.errors import EXIT_FAILURE, ConfigError
+from paycycle.errors import EXIT_FAILURE
 
 SERVICE = "serving.service:PayCycle"
 
@@ -23,9 +23,10 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Serve the scoring API with the registry's champion models (needs PAYCYCLE_API_TOKEN)."""
+    from serving.credentials import check_service_secrets
+
     settings = config.load()
-    if not settings.api_token:
-        raise ConfigError("PAYCYCLE_API_TOKEN: not set; export a token before serving the API")
+    check_service_secrets(settings)  # a weak token or short link secret: one line, exit 2
     s = settings.params.serving
     host, port = host or s.host, port or s.port
     check_port_free(host, port)

@@ -27,6 +27,7 @@ UNSET = (
     "PAYCYCLE_DATABASE_URL",
     "PAYCYCLE_PARAMS_PATH",
 )
+VALID_TOKEN = "cli-test-token-0123456789"  # serving.credentials: >= 16 characters
 CHATTER = re.compile(r"WARNING|Warning|W0000|oneDNN|tensorflow")
 
 
@@ -89,7 +90,7 @@ def test_serve_without_token_is_a_usage_error(root: Path) -> None:
 
 
 def test_serve_on_a_busy_port_names_it(root: Path, busy_port: int) -> None:
-    done = paycycle(root, "serve", "--port", str(busy_port), PAYCYCLE_API_TOKEN="t")
+    done = paycycle(root, "serve", "--port", str(busy_port), PAYCYCLE_API_TOKEN=VALID_TOKEN)
     assert_one_line_error(done, EXIT_UNAVAILABLE, f"127.0.0.1:{busy_port}", "in use")
 
 
@@ -144,7 +145,7 @@ def test_serve_stops_its_whole_family_on_sigterm(root: Path) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "paycycle", "serve", "--port", str(free_port())],
             cwd=root,
-            env=cli_env(root, PAYCYCLE_API_TOKEN="t"),
+            env=cli_env(root, PAYCYCLE_API_TOKEN=VALID_TOKEN),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

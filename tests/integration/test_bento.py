@@ -26,7 +26,7 @@ from serving.process import free_port, wait_ready
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "bento-test-token"
+TOKEN = "bento-test-token-0123456789"  # serving.credentials: >= 16 characters
 
 
 def _uv() -> list[str]:

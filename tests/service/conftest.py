@@ -33,13 +33,17 @@ class Api:
     token: str
     tracking_uri: str
     workdir: Path
+    link_secret: str = ""
 
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def post(self, path: str, body: object, **kwargs) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", json=body, headers=self.auth, timeout=30, **kwargs)
+    def post(
+        self, path: str, body: object, headers: dict | None = None, **kwargs
+    ) -> httpx.Response:
+        headers = {**self.auth, **(headers or {})}
+        return httpx.post(f"{self.url}{path}", json=body, headers=headers, timeout=30, **kwargs)
 
     def settings(self) -> config.Settings:
         return config.load(mlflow_tracking_uri=self.tracking_uri)
@@ -94,10 +98,12 @@ def api(serving_store: tuple[str, Path]) -> Iterator[Api]:
     """`serving.service:PayCycle` as a subprocess on 127.0.0.1, ready to answer."""
     uri, work = serving_store
     token = secrets.token_urlsafe(24)
+    link_secret = secrets.token_urlsafe(32)
     port = free_port()
     env = {
         **os.environ,
         "PAYCYCLE_API_TOKEN": token,
+        "PAYCYCLE_LINK_SECRET": link_secret,  # /payment-method answers signed links
         "MLFLOW_TRACKING_URI": uri,
         "BENTOML_HOME": str(work / "bentoml"),
         "PAYCYCLE_ROOT": str(work),  # its params.yaml; the request log goes under work/data
@@ -107,4 +113,4 @@ def api(serving_store: tuple[str, Path]) -> Iterator[Api]:
     with serve("serving.service:PayCycle", port, env, log) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, proc, log)
-        yield Api(url=url, token=token, tracking_uri=uri, workdir=work)
+        yield Api(url=url, token=token, tracking_uri=uri, workdir=work, link_secret=link_secret)
