@@ -4,6 +4,10 @@ A token is ``base64url(claims JSON) . base64url(HMAC-SHA256(secret, claims))`` w
 ``{"c": customer_id, "p": purpose, "exp": unix seconds}``. `verify` recomputes the MAC with a
 constant-time comparison, then checks purpose and expiry, so a tampered, foreign or expired
 token is refused. The secret is `PAYCYCLE_LINK_SECRET` (settings.link_secret), never in git.
+
+Notices are stored with the links they need named, not signed (`payload["links"]`); the outbox
+calls `with_links` when it sends, so a link expires `link_ttl_hours` after the send (a retry
+gets a fresh link) and no bearer token sits in the outbox table.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ UPDATE_PAYMENT = "update_payment_method"
 EXTEND = "extend_subscription"
 PURPOSES = (UPDATE_PAYMENT, EXTEND)
 PATHS = {UPDATE_PAYMENT: "/payment-method", EXTEND: "/extend"}
+LINKS_FIELD = "links"  # payload key naming the links a notice needs: {url field: purpose}
 MIN_SECRET_CHARS = 16
 
 
@@ -103,6 +108,25 @@ class LinkSigner:
     def url(self, customer_id: int, purpose: str, issued: dt.datetime) -> str:
         token = sign(customer_id, purpose, issued + self.ttl, self.secret)
         return f"{self.base_url.rstrip('/')}{PATHS[purpose]}?{urlencode({'token': token})}"
+
+
+def with_links(
+    payload: dict[str, Any], customer_id: int, signer: LinkSigner | None, issued: dt.datetime
+) -> dict[str, Any]:
+    """`payload` without its link names, plus a URL signed at `issued` for each of them.
+
+    Without a signer (no `PAYCYCLE_LINK_SECRET`) the notice goes out without links.
+
+    Raises:
+        ValueError: a link names an unknown purpose.
+    """
+    wanted = payload.get(LINKS_FIELD)
+    out = {k: v for k, v in payload.items() if k != LINKS_FIELD}
+    if signer is None or not isinstance(wanted, dict):
+        return out
+    for field, purpose in wanted.items():
+        out[str(field)] = signer.url(customer_id, str(purpose), issued)
+    return out
 
 
 def make_signer(settings: Any) -> LinkSigner | None:
