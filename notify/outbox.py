@@ -20,9 +20,9 @@ stronger):
    short transaction writes that message's `sent`/`failed`/`dead`, only `WHERE claimed_by =
    <token> AND status = 'sending'`; a worker whose lease expired and whose row was re-claimed
    cannot overwrite the new owner's outcome. (On PostgreSQL these commits use
-   `synchronous_commit = off`: the sender does not wait for the WAL flush; a crash of the
-   database server itself, not of a sender, may forget the marks of its last fraction of a
-   second, and those messages are sent again.)
+   `synchronous_commit = off`, see `_marking`: a crash of the database server itself, not of a
+   sender, may forget the marks of its last fraction of a second, and those messages are sent
+   again.)
 5. **Crashes lose nothing.** A worker killed after claiming leaves rows in `sending`; once
    `claimed_at` is older than the lease they are due again and re-claimed (they are never
    dropped, even past `max_attempts`: the next failure dead-letters them with a reason).
@@ -40,11 +40,13 @@ their backoff: `flows.billing.deliver_outbox` runs every few minutes for that.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,7 @@ import pandas as pd
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Date,
     Engine,
     Integer,
@@ -63,9 +66,9 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from notify.channels import Channel, DeliveryError, Message
 from notify.links import LinkSigner, with_links
@@ -253,7 +256,7 @@ def _fenced(notice_id: Any, worker: str) -> Any:
 
 
 def _mark_one(
-    engine: Engine,
+    conn: Connection,
     worker: str,
     row: dict[str, Any],
     failure: tuple[str, bool] | None,
@@ -276,14 +279,9 @@ def _mark_one(
         else:
             values["status"] = "failed"
             values["next_attempt_at"] = now + backoff(row["attempts"], params)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # one commit per message: not waiting for the WAL flush keeps this ~as fast as a batch
-            # mark; only a crash of the database server itself could forget the last few marks
-            conn.execute(text("SET LOCAL synchronous_commit = off"))
-        done = conn.execute(
-            update(notices).where(_fenced(c.notice_id == row["notice_id"], worker)).values(**values)
-        ).rowcount
+    done = conn.execute(
+        update(notices).where(_fenced(c.notice_id == row["notice_id"], worker)).values(**values)
+    ).rowcount
     if done and failure is not None:
         stats.dead += dead
         stats.failed += not dead
@@ -359,6 +357,58 @@ def deliver(
     """
     worker = worker or make_worker_id()
     stats = DeliveryStats()
+    with _marking(engine) as marks:
+        _deliver_batches(
+            engine,
+            marks,
+            channel,
+            params,
+            worker,
+            clock,
+            generator,
+            max_batches,
+            on_sent,
+            links,
+            stats,
+        )
+    return stats
+
+
+@contextmanager
+def _marking(engine: Engine) -> Iterator[Connection]:
+    """One autocommit connection for this run's marks: each mark is one statement, one commit,
+    one round trip (no pool checkout, no BEGIN/COMMIT per message).
+
+    On PostgreSQL its commits do not wait for the WAL flush (`synchronous_commit = off`), which
+    keeps one commit per message close to one per batch; only a crash of the database server
+    itself (not of a sender) could forget the marks of its last fraction of a second.
+    """
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    pg = engine.dialect.name == "postgresql"
+    try:
+        if pg:
+            conn.exec_driver_sql("SET synchronous_commit = off")
+        yield conn
+    finally:
+        if pg:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.exec_driver_sql("RESET synchronous_commit")
+        conn.close()
+
+
+def _deliver_batches(
+    engine: Engine,
+    marks: Connection,
+    channel: Channel,
+    params: NotifyParams,
+    worker: str,
+    clock: Clock,
+    generator: Generator | None,
+    max_batches: int | None,
+    on_sent: Callable[[dict[str, Any]], None] | None,
+    links: LinkSigner | None,
+    stats: DeliveryStats,
+) -> None:
     while max_batches is None or stats.batches < max_batches:
         rows = claim(engine, channel.name, worker, params.batch_size, params.lease_seconds, clock())
         if not rows:
@@ -369,14 +419,13 @@ def deliver(
             if isinstance(outcome, tuple):
                 key = outcome[0].split(":", 1)[0]
                 stats.errors[key] = stats.errors.get(key, 0) + 1
-                _mark_one(engine, worker, row, outcome, params, clock(), stats)
+                _mark_one(marks, worker, row, outcome, params, clock(), stats)
                 continue
             stats.sent += outcome
             stats.already_delivered += not outcome
             if on_sent is not None:
                 on_sent(row)
-            _mark_one(engine, worker, row, None, params, clock(), stats)
-    return stats
+            _mark_one(marks, worker, row, None, params, clock(), stats)
 
 
 def outbox_counts(engine: Engine, cycle_dates: list[dt.date] | None = None) -> pd.DataFrame:

@@ -292,3 +292,54 @@ def test_hostile_recipients_are_permanent_failures(to: str, why: str) -> None:
 )
 def test_one_address_is_parsed(to: str, addr: str) -> None:
     assert parse_recipient(to, 7) == addr
+
+
+def test_outbox_dead_letters_injection_and_multi_recipient_at_first_attempt(
+    smtp_server, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from notify.outbox import deliver, notices
+    from paycycle.config import NotifyParams
+    from paycycle.store import make_engine, upgrade
+    from tests.faults.seed import seed_charges
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    seed_charges(
+        engine,
+        {
+            1: "ana@example.com",
+            2: "bob@example.com\r\nBcc: victim@evil.example",
+            3: "carl@example.com, victim@evil.example",
+            4: "dee@example.com\nSubject: pwned",
+        },
+        "smtp",
+    )
+    port, inbox = smtp_server("plain")
+    channel = SmtpChannel("127.0.0.1", port, "b@x.io", tls="none")  # a local relay, no login
+    try:
+        stats = deliver(engine, channel, NotifyParams(max_attempts=5))
+    finally:
+        channel.close()
+    with engine.connect() as conn:
+        rows = {
+            r.customer_id: r
+            for r in conn.execute(
+                select(
+                    notices.c.customer_id,
+                    notices.c.status,
+                    notices.c.attempts,
+                    notices.c.last_error,
+                )
+            )
+        }
+    engine.dispose()
+    assert stats.sent == 1 and stats.dead == 3 and stats.failed == 0
+    assert rows[1].status == "sent"
+    for cid, why in ((2, "CR/LF"), (3, "exactly one address"), (4, "CR/LF")):
+        assert rows[cid].status == "dead" and rows[cid].attempts == 1, rows[cid]
+        assert why in rows[cid].last_error
+    assert [rcpt for rcpt, _ in inbox.mails] == [["ana@example.com"]]
+    assert b"victim" not in inbox.mails[0][1] and b"pwned" not in inbox.mails[0][1]
