@@ -3,6 +3,8 @@
 The day is composed once, by `notify.daily.run_day` (the CLI's `paycycle notify` runs the same
 function); this flow runs it with its steps as tasks, which only add retries and a log line.
 Re-running a day is safe (the outbox de-duplicates), so task retries need no extra care.
+`deliver_outbox` is the deliver-only flow, scheduled every 5 minutes (`flows/deploy.py`), so a
+failed notice is retried after its backoff instead of at the next daily run.
 """
 
 from __future__ import annotations
