@@ -264,7 +264,7 @@ def _mark_one(
     now: dt.datetime,
     stats: DeliveryStats,
 ) -> None:
-    """Record one message's outcome in its own short transaction, as soon as it is known."""
+    """Record one message's outcome (one autocommitted statement) as soon as it is known."""
     c = notices.c
     values: dict[str, Any] = {"claimed_by": None}
     dead = False
@@ -297,6 +297,9 @@ def _send_one(
     """Render and send one claimed row: the channel's answer, or (error, permanent)."""
     try:
         payload = with_links(row["payload"] or {}, row["customer_id"], links, now)
+    except ValueError as exc:  # a link for an unknown purpose: no retry can fix the row
+        return (f"bad data: {exc}", True)
+    try:
         text_ = render(row["kind"], row["locale"], payload, generator)
         message = Message(
             notice_id=row["notice_id"],

@@ -145,3 +145,32 @@ def test_deliver_only_schedule_runs_every_five_minutes() -> None:
     assert s.cron == billing.DELIVER_CRON == "*/5 * * * *"
     path, func = s.entrypoint.split(":")
     assert path == "flows/billing.py" and getattr(billing, func).name == "outbox-delivery"
+
+
+def test_unknown_link_purpose_is_dead_at_once(engine, tmp_path: Path) -> None:
+    seed_customers(engine, {6: "eve@example.com"})
+    row = {
+        "customer_id": 6,
+        "subscription_id": None,
+        "kind": "trial_ending",
+        "cycle_date": DAY,
+        "dedup_key": f"6:trial_ending:{DAY}",
+        "locale": "en",
+        "payload": {
+            "email": "eve@example.com",
+            "currency": "USD",
+            "plan": "pro",
+            "trial_end": DAY.isoformat(),
+            "links": {"admin_url": "impersonate"},
+        },
+        "error": None,
+    }
+    enqueue(engine, pd.DataFrame([row]), "file")
+    signer = LinkSigner(SECRET, "https://b.example", TTL)
+    stats = deliver(engine, FileChannel(tmp_path), NotifyParams(), links=signer)
+    assert stats.dead == 1 and stats.sent == 0
+    with engine.connect() as conn:
+        status, attempts, error = conn.execute(
+            select(notices.c.status, notices.c.attempts, notices.c.last_error)
+        ).one()
+    assert (status, attempts) == ("dead", 1) and "purpose" in error
