@@ -3,6 +3,8 @@
 The day is composed once, by `notify.daily.run_day` (the CLI's `paycycle notify` runs the same
 function); this flow runs it with its steps as tasks, which only add retries and a log line.
 Re-running a day is safe (the outbox de-duplicates), so task retries need no extra care.
+`deliver_outbox` is the deliver-only flow, scheduled every 5 minutes (`flows/deploy.py`), so a
+failed notice is retried after its backoff instead of at the next daily run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 CRON = "0 6 * * *"  # every day at 06:00, before the monitoring flow
 DEPLOYMENT_NAME = "daily-billing"
+DELIVER_CRON = "*/5 * * * *"  # deliver-only: retries due notices between daily runs
+DELIVER_DEPLOYMENT_NAME = "outbox-delivery"
 
 
 @task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE, log_prints=True)
@@ -92,6 +96,26 @@ def daily_billing(
     settings = config.load(root=root) if root else config.load()
     steps = DaySteps(compute_notices, summarize_notices, enqueue_notices, deliver_notices)
     return run_day(settings, as_of, channel, dry_run, steps=steps).as_dict()
+
+
+@flow(name="outbox-delivery", log_prints=True)
+def deliver_outbox(channel: str | None = None, root: str | None = None) -> dict[str, Any]:
+    """Deliver-only: send every due notice of `channel` (pending, or failed past its backoff).
+
+    Runs every few minutes (`DELIVER_CRON`), so a retry waits for its backoff, not for the
+    next daily run. Safe next to the daily flow: claims are exclusive and leased.
+
+    Args:
+        channel: `file`, `smtp` or `webhook` (default: `notify.channel`).
+        root: project root (default: the installed project / `$PAYCYCLE_ROOT`).
+
+    Returns:
+        The delivery figures.
+    """
+    from paycycle import config
+
+    settings = config.load(root=root) if root else config.load()
+    return asdict(deliver_notices(settings, channel or settings.params.notify.channel))
 
 
 def deployment(cron: str = CRON, **kwargs: Any) -> Any:

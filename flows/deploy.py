@@ -1,4 +1,5 @@
-"""Prefect deployments and their schedules: daily billing, daily monitoring, weekly retraining.
+"""Prefect deployments and their schedules: daily billing, outbox delivery every 5 minutes,
+daily monitoring, weekly retraining.
 
 `paycycle deploy` registers them against the server in `PREFECT_API_URL`, on a `process` work
 pool that `prefect worker start --pool paycycle` serves (the docker-compose `prefect-worker`).
@@ -31,6 +32,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         "flows/billing.py:daily_billing",
         "0 6 * * *",
         "Compute the day's notices, enqueue them in the outbox, deliver.",
+    ),
+    Schedule(
+        "outbox-delivery",
+        "flows/billing.py:deliver_outbox",
+        "*/5 * * * *",
+        "Deliver due notices (retries past their backoff) between daily billing runs.",
     ),
     Schedule(
         "daily-monitoring",

@@ -1,15 +1,17 @@
-"""Delivery channels: JSON lines on disk (default), SMTP and a signed webhook.
+"""Delivery channels: JSON lines on disk (default), SMTP over TLS and a signed webhook.
 
 Every channel is idempotent on the notice's dedup key, or passes it on so the receiver can be:
 
 * `FileChannel` keeps one JSON-lines file; under an exclusive `flock` it reads what other
   writers appended since it last looked and skips a key already in the file, so a retry after a
   crash (or a second worker) never writes a notice twice.
-* `WebhookChannel` sends the key as `Idempotency-Key` and signs the body with HMAC-SHA256
-  (`X-PayCycle-Signature: sha256=<hex>`, secret from `$PAYCYCLE_WEBHOOK_SECRET`); a 409 reply
-  means the receiver already has it.
+* `WebhookChannel` sends the key as `Idempotency-Key` and `webhook-id` and signs per Standard
+  Webhooks (`notify/webhooks.py`: id, timestamp, `v1` signatures; secrets from
+  `$PAYCYCLE_WEBHOOK_SECRET`); a 409 reply means the receiver already has it.
 * `SmtpChannel` derives the `Message-ID` from the key (SMTP itself cannot refuse a duplicate;
-  mail stores and our own outbox status do the rest, see `notify/outbox.py`).
+  mail stores and our own outbox status do the rest, see `notify/outbox.py`). It speaks TLS
+  (STARTTLS or SMTPS, certificate and host name verified), never logs in over clear text, and
+  sends to exactly one parsed recipient: a CR/LF or several addresses dead-letter at once.
 
 `send` returns True when the notice was delivered now and False when the channel already had it;
 it raises `PermanentDeliveryError` (dead-letter at once) or `TransientDeliveryError` (retry).
@@ -21,15 +23,20 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
-import hmac
 import json
 import os
+import re
 import smtplib
+import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from notify import webhooks
 from paycycle.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,8 +45,9 @@ if TYPE_CHECKING:
 WEBHOOK_SECRET_ENV = "PAYCYCLE_WEBHOOK_SECRET"
 SMTP_USER_ENV = "PAYCYCLE_SMTP_USER"
 SMTP_PASSWORD_ENV = "PAYCYCLE_SMTP_PASSWORD"
-SIGNATURE_HEADER = "X-PayCycle-Signature"
 OUTBOX_FILE = "notices.jsonl"
+SMTP_TLS_MODES = ("starttls", "ssl", "none")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class DeliveryError(Exception):
@@ -170,52 +178,123 @@ def message_id(dedup_key: str, domain: str = "paycycle") -> str:
     return f"<{hashlib.sha256(dedup_key.encode()).hexdigest()[:32]}@{domain}>"
 
 
+def parse_recipient(to: str | None, customer_id: int) -> str:
+    """The one bare address in `to`, or a `PermanentDeliveryError` saying why there is none.
+
+    A control character (CR/LF: header injection), no address, several addresses or one that
+    is not `local@domain` cannot get better by retrying, so the notice is dead-lettered at once.
+    """
+    where = f"customer {customer_id}: email"
+    if not to or not to.strip():
+        raise PermanentDeliveryError(f"customer {customer_id} has no email address for smtp")
+    if _CONTROL.search(to):
+        raise PermanentDeliveryError(f"{where}: contains a control character (CR/LF), refused")
+    parsed = [addr for _, addr in getaddresses([to]) if addr]
+    if len(parsed) != 1:
+        raise PermanentDeliveryError(f"{where}: expected exactly one address, found {len(parsed)}")
+    addr = parsed[0]
+    local, at, domain = addr.rpartition("@")
+    odd = any(c in addr for c in ' ,;<>()[]\\"')
+    if not at or not local or "@" in local or "." not in domain or odd:
+        raise PermanentDeliveryError(f"{where}: not a single local@domain address")
+    return addr
+
+
 class SmtpChannel:
-    """Plain SMTP via smtplib (optional STARTTLS and login from the environment)."""
+    """SMTP via smtplib over STARTTLS or SMTPS with a verifying TLS context.
+
+    `tls` is `starttls` (upgrade after EHLO; a server that does not offer it is refused, never
+    used in clear), `ssl` (TLS from the first byte) or `none` (plain, for a local relay; login
+    is then refused). Credentials come from `$PAYCYCLE_SMTP_USER`/`$PAYCYCLE_SMTP_PASSWORD`.
+    """
 
     name = "smtp"
 
     def __init__(
-        self, host: str, port: int, sender: str, starttls: bool = False, timeout: float = 10.0
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        tls: str = "starttls",
+        timeout: float = 10.0,
+        context: ssl.SSLContext | None = None,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
+        if tls not in SMTP_TLS_MODES:
+            modes = ", ".join(SMTP_TLS_MODES)
+            raise ConfigError(f"notify.smtp_tls: unknown {tls!r}; choose {modes}")
+        user = user if user is not None else os.environ.get(SMTP_USER_ENV)
+        password = password if password is not None else os.environ.get(SMTP_PASSWORD_ENV)
+        if tls == "none" and (user or password):
+            raise ConfigError(
+                f"notify.smtp_tls: none would send ${SMTP_USER_ENV}/${SMTP_PASSWORD_ENV} in clear"
+                " text; use starttls or ssl"
+            )
         self.host, self.port, self.sender = host, port, sender
-        self.starttls, self.timeout = starttls, timeout
+        self.tls, self.timeout = tls, timeout
+        self.user, self.password = user or None, password or ""
+        self.context = context or ssl.create_default_context()
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
         if self._smtp is None:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            if self.starttls:
-                smtp.starttls()
-            user = os.environ.get(SMTP_USER_ENV)
-            if user:
-                smtp.login(user, os.environ.get(SMTP_PASSWORD_ENV, ""))
+            smtp: smtplib.SMTP
+            if self.tls == "ssl":
+                smtp = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=self.context
+                )
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            try:
+                if self.tls == "starttls":
+                    smtp.ehlo()
+                    if not smtp.has_extn("starttls"):
+                        raise TransientDeliveryError(
+                            f"smtp {self.host}:{self.port}: server does not offer STARTTLS;"
+                            " refusing to continue in clear text"
+                        )
+                    smtp.starttls(context=self.context)
+                    smtp.ehlo()
+                if self.user:
+                    smtp.login(self.user, self.password)
+            except BaseException:
+                smtp.close()
+                raise
             self._smtp = smtp
         return self._smtp
 
     def send(self, message: Message) -> bool:
-        if not message.to or "@" not in message.to:
-            raise PermanentDeliveryError(
-                f"customer {message.customer_id} has no email address for the smtp channel"
-            )
+        to = parse_recipient(message.to, message.customer_id)
         mail = EmailMessage()
-        mail["From"] = self.sender
-        mail["To"] = message.to
-        mail["Subject"] = message.subject
-        mail["Message-ID"] = message_id(message.dedup_key)
-        mail["X-PayCycle-Dedup-Key"] = message.dedup_key
-        mail["Content-Language"] = message.locale
-        mail.set_content(message.body)
         try:
-            refused = self._connect().send_message(mail)
+            mail["From"] = self.sender
+            mail["To"] = to
+            mail["Subject"] = message.subject
+            mail["Message-ID"] = message_id(message.dedup_key)
+            mail["X-PayCycle-Dedup-Key"] = message.dedup_key
+            mail["Content-Language"] = message.locale
+            mail.set_content(message.body)
+        except ValueError as exc:  # e.g. a linefeed in a header value
+            raise PermanentDeliveryError(f"bad header: {exc}") from None
+        try:
+            refused = self._connect().send_message(mail, self.sender, [to])
         except smtplib.SMTPRecipientsRefused as exc:
             raise PermanentDeliveryError(f"recipient refused: {exc.recipients}") from None
+        except smtplib.SMTPAuthenticationError as exc:
+            self.close()
+            raise TransientDeliveryError(f"smtp login refused {exc.smtp_code}") from None
         except smtplib.SMTPResponseException as exc:
             err = f"smtp {exc.smtp_code}: {exc.smtp_error!r}"
             if 500 <= exc.smtp_code < 600:
                 raise PermanentDeliveryError(err) from None
             self.close()
             raise TransientDeliveryError(err) from None
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise TransientDeliveryError(
+                f"smtp: TLS certificate verification failed: {exc.verify_message}"
+            ) from None
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
             raise TransientDeliveryError(f"smtp: {exc.__class__.__name__}: {exc}") from None
@@ -230,33 +309,44 @@ class SmtpChannel:
             self._smtp = None
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The webhook signature header value: `sha256=` + HMAC-SHA256(secret, body) in hex."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 class WebhookChannel:
-    """POST each notice as JSON with an HMAC signature and the dedup key as idempotency key."""
+    """POST each notice as JSON, signed per Standard Webhooks (`notify.webhooks`).
+
+    `webhook-id` is derived from the dedup key (stable across retries) and also sent as
+    `Idempotency-Key`; `webhook-timestamp` is the time of this attempt; one `v1` signature per
+    secret in `$PAYCYCLE_WEBHOOK_SECRET` (`whsec_<base64>`, several during a key rotation).
+    """
 
     name = "webhook"
 
-    def __init__(self, url: str, secret: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: str | None = None,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         import httpx
 
         secret = secret or os.environ.get(WEBHOOK_SECRET_ENV)
         if not secret:
             raise ConfigError(f"webhook channel: set ${WEBHOOK_SECRET_ENV} to the signing secret")
-        self.url, self.secret = url, secret
+        try:
+            webhooks.parse_secrets(secret)
+        except webhooks.WebhookSecretError as exc:
+            raise ConfigError(f"${WEBHOOK_SECRET_ENV}: {exc}") from None
+        self.url, self.secret, self.clock = url, secret, clock
         self._client = httpx.Client(timeout=timeout)
 
     def send(self, message: Message) -> bool:
         import httpx
 
         body = json.dumps(message.as_record(), sort_keys=True, default=str).encode()
+        msg_id = webhooks.message_id_for(message.dedup_key)
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": message.dedup_key,
-            SIGNATURE_HEADER: sign(body, self.secret),
+            **webhooks.sign(self.secret, msg_id, int(self.clock()), body),
         }
         try:
             resp = self._client.post(self.url, content=body, headers=headers)
@@ -285,7 +375,11 @@ def make_channel(name: str, settings: Settings) -> Channel:
     if name == "file":
         return FileChannel(settings.path(p.outbox_dir))
     if name == "smtp":
-        return SmtpChannel(p.smtp_host, p.smtp_port, p.sender)
+        cafile = settings.path(p.smtp_ca_file) if p.smtp_ca_file else None
+        if cafile is not None and not cafile.is_file():
+            raise ConfigError(f"notify.smtp_ca_file: {cafile} is not a file")
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+        return SmtpChannel(p.smtp_host, p.smtp_port, p.sender, tls=p.smtp_tls, context=context)
     if name == "webhook":
         return WebhookChannel(p.webhook_url, timeout=p.webhook_timeout_seconds)
     raise ConfigError(f"channel: unknown {name!r}; choose file, smtp or webhook")

@@ -32,9 +32,11 @@ With ``retention`` params (`paycycle.config.RetentionParams`; the daily run pass
 * customers in the holdout (`paycycle.holdout`) get no ``plan_recommendation`` or
   ``retention_offer``.
 
-With a link signer (`notify.links`, secret from ``PAYCYCLE_LINK_SECRET``) every dunning notice
-(``payment_failed``, ``subscription_at_risk``, ``card_expiring``) carries a signed
-``update_payment_url``; hard declines are flagged (``hard_decline``) and ask for a new card.
+With ``links=True`` (the daily run sets it when ``PAYCYCLE_LINK_SECRET`` is set) every dunning
+notice (``payment_failed``, ``subscription_at_risk``, ``card_expiring``) asks for a signed
+``update_payment_url``; hard declines are flagged (``hard_decline``) and ask for a new card. The payload only names the links
+(``payload["links"] = {field: purpose}``): the outbox signs them when it sends the notice
+(`notify.outbox.deliver`), so a link's expiry counts from the send, not from the notice day.
 
 Amounts come from the store: plan price (annual price for annual plans) plus the subscription's
 add-ons, converted at `paycycle.catalog.FX` into the customer's currency; failed payments use the
@@ -52,7 +54,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, case, func, literal, or_, select
 
-from notify.links import UPDATE_PAYMENT, LinkSigner
+from notify.links import LINKS_FIELD, UPDATE_PAYMENT
 from paycycle import catalog
 from paycycle.config import NotifyParams, RetentionParams
 from paycycle.holdout import in_holdout
@@ -271,16 +273,11 @@ def _row(
     }
 
 
-def _issued(as_of: dt.date) -> dt.datetime:
-    """Links are issued at the start of the notice day, so re-running a day signs the same."""
-    return dt.datetime.combine(as_of, dt.time(), dt.UTC)
-
-
 def _payment_rows(
     df: pd.DataFrame,
     as_of: dt.date,
     retry_days: tuple[int, ...],
-    links: LinkSigner | None = None,
+    links: bool = False,
 ) -> list[dict]:
     rows = []
     for rec in df.to_dict("records"):
@@ -295,11 +292,9 @@ def _payment_rows(
             "attempt": attempt,
             "decline_code": rec["decline_code"],
         }
-        if links is not None:
+        if links:
             payload["hard_decline"] = bool(catalog.is_hard(rec["decline_code"] or ""))
-            payload["update_payment_url"] = links.url(
-                rec["customer_id"], UPDATE_PAYMENT, _issued(as_of)
-            )
+            payload[LINKS_FIELD] = {"update_payment_url": UPDATE_PAYMENT}
         if attempt < len(retry_days):
             kind = PAYMENT_FAILED
             payload["next_retry_date"] = (due + dt.timedelta(days=retry_days[attempt])).isoformat()
@@ -431,9 +426,7 @@ def _current_card(as_of: dt.date) -> Any:
     )
 
 
-def _card_expiring(
-    conn: Connection, as_of: dt.date, r: RetentionParams, links: LinkSigner | None
-) -> list[dict]:
+def _card_expiring(conn: Connection, as_of: dt.date, r: RetentionParams, links: bool) -> list[dict]:
     expires = as_of + dt.timedelta(days=r.card_expiring_days)
     live_sub = (
         select(Subscription.subscription_id)
@@ -453,10 +446,8 @@ def _card_expiring(
             "card_id": int(rec["card_id"]),
             "expires_on": expires.isoformat(),
         }
-        if links is not None:
-            payload["update_payment_url"] = links.url(
-                rec["customer_id"], UPDATE_PAYMENT, _issued(as_of)
-            )
+        if links:
+            payload[LINKS_FIELD] = {"update_payment_url": UPDATE_PAYMENT}
         rows.append(_row(dict(rec), CARD_EXPIRING, expires, payload, None))
     return rows
 
@@ -535,7 +526,7 @@ def due_notices(
     recommendations: pd.DataFrame | None = None,
     offers: pd.DataFrame | None = None,
     retention: RetentionParams | None = None,
-    links: LinkSigner | None = None,
+    links: bool = False,
 ) -> pd.DataFrame:
     """The notices that fall due on `as_of` (see the module docstring for the rules).
 
@@ -549,7 +540,7 @@ def due_notices(
             [, `expected_value`, `expires_at` timezone-aware]); None means no retention offers.
         retention: enables `card_expiring`, `trial_ending`, `scheduled_cancellation` and the
             holdout filter; None keeps the original notice set.
-        links: signs the self-serve links in dunning notices.
+        links: dunning and cancellation notices ask for self-serve links (signed at send).
 
     Returns:
         One row per notice with `NOTICE_COLUMNS`; `error` is set when the store lacks a fact.

@@ -82,7 +82,7 @@ def compute(
         recommendations=recommendations,
         offers=offers,
         retention=settings.params.retention,
-        links=make_signer(settings),
+        links=make_signer(settings) is not None,  # named now, signed when sent
     )
 
 
@@ -150,15 +150,23 @@ def enqueue_due(settings: Settings, due: pd.DataFrame, channel: str) -> EnqueueR
         return enqueue(engine, due, channel)
 
 
-def deliver_due(settings: Settings, channel: str) -> DeliveryStats:
-    """Step: deliver every due notice of `channel` (claims are leased, so a retry is safe)."""
+def deliver_due(settings: Settings, channel: str | None = None) -> DeliveryStats:
+    """Step: deliver every due notice of `channel` (claims are leased, so a retry is safe).
+
+    Also the whole of the deliver-only run (`paycycle deliver`, the `outbox-delivery`
+    schedule) that retries failed notices whose backoff has passed. Links are signed here, at
+    send time.
+    """
     from notify.channels import make_channel
+    from notify.links import make_signer
     from notify.outbox import deliver
 
+    channel = channel or settings.params.notify.channel
+    signer = make_signer(settings)
     with _engine(settings) as engine:
         sink = make_channel(channel, settings)
         try:
-            return deliver(engine, sink, settings.params.notify)
+            return deliver(engine, sink, settings.params.notify, links=signer)
         finally:
             sink.close()
 

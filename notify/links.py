@@ -9,6 +9,10 @@ serves or signs links checks it once at start (`check_secret`).
 
 Only purposes a route serves get links: `serving.selfserve` answers ``/payment-method``; there is
 no self-serve "extend" route, so cancellation notices carry no link.
+
+Notices are stored with the links they need named, not signed (`payload["links"]`); the outbox
+calls `with_links` when it sends, so a link expires `link_ttl_hours` after the send (a retry
+gets a fresh link) and no bearer token sits in the outbox table.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from paycycle.errors import ConfigError, PayCycleError
 UPDATE_PAYMENT = "update_payment_method"
 PATHS = {UPDATE_PAYMENT: "/payment-method"}  # purpose -> the route that serves it
 PURPOSES = tuple(PATHS)
+LINKS_FIELD = "links"  # payload key naming the links a notice needs: {url field: purpose}
 MIN_SECRET_CHARS = 16
 MAX_TOKEN_CHARS = 1024  # a real token is ~120 characters
 
@@ -118,6 +123,25 @@ class LinkSigner:
     def url(self, customer_id: int, purpose: str, issued: dt.datetime) -> str:
         token = sign(customer_id, purpose, issued + self.ttl, self.secret)
         return f"{self.base_url.rstrip('/')}{PATHS[purpose]}?{urlencode({'token': token})}"
+
+
+def with_links(
+    payload: dict[str, Any], customer_id: int, signer: LinkSigner | None, issued: dt.datetime
+) -> dict[str, Any]:
+    """`payload` without its link names, plus a URL signed at `issued` for each of them.
+
+    Without a signer (no `PAYCYCLE_LINK_SECRET`) the notice goes out without links.
+
+    Raises:
+        ValueError: a link names an unknown purpose.
+    """
+    wanted = payload.get(LINKS_FIELD)
+    out = {k: v for k, v in payload.items() if k != LINKS_FIELD}
+    if signer is None or not isinstance(wanted, dict):
+        return out
+    for field, purpose in wanted.items():
+        out[str(field)] = signer.url(customer_id, str(purpose), issued)
+    return out
 
 
 def make_signer(settings: Any) -> LinkSigner | None:

@@ -16,29 +16,37 @@ stronger):
 3. **Delivery is idempotent on the dedup key.** The channel gets the key with every message: the
    file channel skips a key already in its file (checked under an exclusive file lock), the
    webhook sends it as `Idempotency-Key`, SMTP as a stable `Message-ID`.
-4. **Marking is fenced.** `sent`/`failed`/`dead` are written only `WHERE claimed_by = <token> AND
-   status = 'sending'`; a worker whose lease expired and whose row was re-claimed cannot
-   overwrite the new owner's outcome.
+4. **Each outcome is recorded as it happens, fenced.** Right after the channel answers, one
+   short transaction writes that message's `sent`/`failed`/`dead`, only `WHERE claimed_by =
+   <token> AND status = 'sending'`; a worker whose lease expired and whose row was re-claimed
+   cannot overwrite the new owner's outcome. (On PostgreSQL these commits use
+   `synchronous_commit = off`, see `_marking`: a crash of the database server itself, not of a
+   sender, may forget the marks of its last fraction of a second, and those messages are sent
+   again.)
 5. **Crashes lose nothing.** A worker killed after claiming leaves rows in `sending`; once
    `claimed_at` is older than the lease they are due again and re-claimed (they are never
    dropped, even past `max_attempts`: the next failure dead-letters them with a reason).
-   If the worker died after the channel accepted a message but before marking it, the re-claim
-   sends it again and step 3 turns that into a no-op, which is then marked `sent`.
+   Only the message being marked at the moment of the crash can have reached the channel
+   without its `sent` mark; the re-claim sends it again and step 3 turns that into a no-op.
 
 So every notice ends `sent` exactly once at the channel, or `dead` with `last_error` — with the
-caveat that SMTP has no server-side idempotency: a crash in the window between the SMTP server
-accepting a mail and the `sent` mark can repeat that one mail (same Message-ID, which mail
-stores de-duplicate). A lease shorter than one batch's delivery time would make a live worker's
-rows look dead; keep `lease_seconds` well above `batch_size` × the slowest send.
+caveat that SMTP has no server-side idempotency: **a sender killed between the SMTP server
+accepting a mail and its `sent` mark repeats that one mail, so at most one duplicate per crashed
+sender** (same Message-ID, which mail stores de-duplicate). A lease shorter than one batch's
+delivery time would make a live worker's rows look dead; keep `lease_seconds` well above
+`batch_size` × the slowest send. Failed messages are retried by the next delivery run after
+their backoff: `flows.billing.deliver_outbox` runs every few minutes for that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +54,7 @@ import pandas as pd
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Date,
     Engine,
     Integer,
@@ -59,8 +68,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from notify.channels import Channel, DeliveryError, Message
+from notify.links import LinkSigner, with_links
 from notify.render import Generator, RenderError, render
 from paycycle.config import NotifyParams
 from paycycle.store import Json, UTCDateTime
@@ -244,39 +255,70 @@ def _fenced(notice_id: Any, worker: str) -> Any:
     return and_(notice_id, c.claimed_by == worker, c.status == "sending")
 
 
-def _mark(
-    engine: Engine,
+def _mark_one(
+    conn: Connection,
     worker: str,
-    sent: list[int],
-    failures: list[tuple[dict[str, Any], str, bool]],
+    row: dict[str, Any],
+    failure: tuple[str, bool] | None,
     params: NotifyParams,
     now: dt.datetime,
     stats: DeliveryStats,
 ) -> None:
+    """Record one message's outcome (one autocommitted statement) as soon as it is known."""
     c = notices.c
-    with engine.begin() as conn:
-        if sent:
-            conn.execute(
-                update(notices)
-                .where(_fenced(c.notice_id.in_(sent), worker))
-                .values(status="sent", sent_at=now, last_error=None, claimed_by=None)
-            )
-        for row, error, permanent in failures:
-            dead = permanent or row["attempts"] >= params.max_attempts
-            values: dict[str, Any] = {"last_error": error[:2000], "claimed_by": None}
-            if dead:
-                values["status"] = "dead"
-            else:
-                values["status"] = "failed"
-                values["next_attempt_at"] = now + backoff(row["attempts"], params)
-            done = conn.execute(
-                update(notices)
-                .where(_fenced(c.notice_id == row["notice_id"], worker))
-                .values(**values)
-            ).rowcount
-            if done:
-                stats.dead += dead
-                stats.failed += not dead
+    values: dict[str, Any] = {"claimed_by": None}
+    dead = False
+    if failure is None:
+        values.update(status="sent", sent_at=now, last_error=None)
+    else:
+        error, permanent = failure
+        dead = permanent or row["attempts"] >= params.max_attempts
+        values["last_error"] = error[:2000]
+        if dead:
+            values["status"] = "dead"
+        else:
+            values["status"] = "failed"
+            values["next_attempt_at"] = now + backoff(row["attempts"], params)
+    done = conn.execute(
+        update(notices).where(_fenced(c.notice_id == row["notice_id"], worker)).values(**values)
+    ).rowcount
+    if done and failure is not None:
+        stats.dead += dead
+        stats.failed += not dead
+
+
+def _send_one(
+    channel: Channel,
+    row: dict[str, Any],
+    generator: Generator | None,
+    links: LinkSigner | None,
+    now: dt.datetime,
+) -> bool | tuple[str, bool]:
+    """Render and send one claimed row: the channel's answer, or (error, permanent)."""
+    try:
+        payload = with_links(row["payload"] or {}, row["customer_id"], links, now)
+    except ValueError as exc:  # a link for an unknown purpose: no retry can fix the row
+        return (f"bad data: {exc}", True)
+    try:
+        text_ = render(row["kind"], row["locale"], payload, generator)
+        message = Message(
+            notice_id=row["notice_id"],
+            dedup_key=row["dedup_key"],
+            customer_id=row["customer_id"],
+            kind=row["kind"],
+            locale=row["locale"],
+            to=payload.get("email"),
+            subject=text_.subject,
+            body=text_.body,
+            payload=payload,
+        )
+        return channel.send(message)
+    except RenderError as exc:
+        return (f"bad data: {exc}", True)
+    except DeliveryError as exc:
+        return (f"{exc.__class__.__name__}: {exc}", exc.permanent)
+    except Exception as exc:  # an unexpected channel error is retried, with its reason
+        return (f"{exc.__class__.__name__}: {exc}", False)
 
 
 def make_worker_id() -> str:
@@ -294,8 +336,12 @@ def deliver(
     generator: Generator | None = None,
     max_batches: int | None = None,
     on_sent: Callable[[dict[str, Any]], None] | None = None,
+    links: LinkSigner | None = None,
 ) -> DeliveryStats:
-    """Claim, render, send and mark notices until none is due (or `max_batches` ran).
+    """Claim, render, send and mark each notice until none is due (or `max_batches` ran).
+
+    Each message's outcome is committed as soon as the channel answers, so a sender killed
+    mid-batch re-sends at most the one message it was marking.
 
     Args:
         engine: the store.
@@ -305,53 +351,84 @@ def deliver(
         clock: returns the current tz-aware time (tests move it forward to skip backoff).
         generator: optional wording personalisation (see `notify.render`).
         max_batches: stop after this many batches.
-        on_sent: called after each message the channel accepted (tests use it to crash).
+        on_sent: called after the channel accepted a message and before its outcome is
+            recorded: the crash window (tests kill the process there).
+        links: signs the self-serve links a notice names, at send time (`notify.links`).
 
     Returns:
         Counts of sent, already-delivered, failed (will retry) and dead notices.
     """
     worker = worker or make_worker_id()
     stats = DeliveryStats()
+    with _marking(engine) as marks:
+        _deliver_batches(
+            engine,
+            marks,
+            channel,
+            params,
+            worker,
+            clock,
+            generator,
+            max_batches,
+            on_sent,
+            links,
+            stats,
+        )
+    return stats
+
+
+@contextmanager
+def _marking(engine: Engine) -> Iterator[Connection]:
+    """One autocommit connection for this run's marks: each mark is one statement, one commit,
+    one round trip (no pool checkout, no BEGIN/COMMIT per message).
+
+    On PostgreSQL its commits do not wait for the WAL flush (`synchronous_commit = off`), which
+    keeps one commit per message close to one per batch; only a crash of the database server
+    itself (not of a sender) could forget the marks of its last fraction of a second.
+    """
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    pg = engine.dialect.name == "postgresql"
+    try:
+        if pg:
+            conn.exec_driver_sql("SET synchronous_commit = off")
+        yield conn
+    finally:
+        if pg:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.exec_driver_sql("RESET synchronous_commit")
+        conn.close()
+
+
+def _deliver_batches(
+    engine: Engine,
+    marks: Connection,
+    channel: Channel,
+    params: NotifyParams,
+    worker: str,
+    clock: Clock,
+    generator: Generator | None,
+    max_batches: int | None,
+    on_sent: Callable[[dict[str, Any]], None] | None,
+    links: LinkSigner | None,
+    stats: DeliveryStats,
+) -> None:
     while max_batches is None or stats.batches < max_batches:
         rows = claim(engine, channel.name, worker, params.batch_size, params.lease_seconds, clock())
         if not rows:
             break
         stats.batches += 1
-        sent: list[int] = []
-        failures: list[tuple[dict[str, Any], str, bool]] = []
         for row in rows:
-            payload = row["payload"] or {}
-            try:
-                text = render(row["kind"], row["locale"], payload, generator)
-                message = Message(
-                    notice_id=row["notice_id"],
-                    dedup_key=row["dedup_key"],
-                    customer_id=row["customer_id"],
-                    kind=row["kind"],
-                    locale=row["locale"],
-                    to=payload.get("email"),
-                    subject=text.subject,
-                    body=text.body,
-                    payload=payload,
-                )
-                fresh = channel.send(message)
-            except RenderError as exc:
-                failures.append((row, f"bad data: {exc}", True))
-            except DeliveryError as exc:
-                failures.append((row, f"{exc.__class__.__name__}: {exc}", exc.permanent))
-            except Exception as exc:  # an unexpected channel error is retried, with its reason
-                failures.append((row, f"{exc.__class__.__name__}: {exc}", False))
-            else:
-                sent.append(row["notice_id"])
-                stats.sent += fresh
-                stats.already_delivered += not fresh
-                if on_sent is not None:
-                    on_sent(row)
-        for _, error, _ in failures:
-            key = error.split(":", 1)[0]
-            stats.errors[key] = stats.errors.get(key, 0) + 1
-        _mark(engine, worker, sent, failures, params, clock(), stats)
-    return stats
+            outcome = _send_one(channel, row, generator, links, clock())
+            if isinstance(outcome, tuple):
+                key = outcome[0].split(":", 1)[0]
+                stats.errors[key] = stats.errors.get(key, 0) + 1
+                _mark_one(marks, worker, row, outcome, params, clock(), stats)
+                continue
+            stats.sent += outcome
+            stats.already_delivered += not outcome
+            if on_sent is not None:
+                on_sent(row)
+            _mark_one(marks, worker, row, None, params, clock(), stats)
 
 
 def outbox_counts(engine: Engine, cycle_dates: list[dt.date] | None = None) -> pd.DataFrame:

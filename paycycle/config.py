@@ -132,7 +132,10 @@ class NotifyParams(Section):
     backoff_max_seconds: float = Field(6 * 3600.0, gt=0)
     lease_seconds: float = Field(300.0, gt=0)  # a 'sending' row older than this is reclaimed
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(25, gt=0, lt=65536)
+    smtp_port: int = Field(587, gt=0, lt=65536)
+    # starttls | ssl (SMTPS) | none (local relay only: login is refused without TLS)
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_ca_file: Path | None = None  # extra CA bundle to trust (default: the system store)
     sender: str = "billing@paycycle.example"
     webhook_url: str = "http://127.0.0.1:8025/notices"
     webhook_timeout_seconds: float = Field(10.0, gt=0)

@@ -1,4 +1,5 @@
-"""`paycycle notify`: run the billing monitor for one day and print counts by kind."""
+"""`paycycle notify`: run the billing monitor for one day and print counts by kind;
+`paycycle deliver`: only deliver what is due in the outbox (retries past their backoff)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,26 @@ def notify(
         Console(stderr=True).print(f"delivery errors: {report.delivery.errors}")
 
 
+def deliver(
+    channel: Annotated[
+        str | None, typer.Option(help="file | smtp | webhook (params: notify.channel).")
+    ] = None,
+) -> None:
+    """Deliver the outbox's due notices (new, or failed past their backoff); compute nothing."""
+    from notify.daily import deliver_due
+
+    if channel is not None and channel not in CHANNELS:
+        raise ConfigError(f"--channel: unknown {channel!r}; choose {', '.join(CHANNELS)}")
+    stats = deliver_due(config.load(), channel)
+    Console().print(
+        f"sent {stats.sent:,} (already delivered {stats.already_delivered:,}), "
+        f"failed {stats.failed:,} (will retry), dead {stats.dead:,}"
+    )
+    if stats.errors:
+        Console(stderr=True).print(f"delivery errors: {stats.errors}")
+
+
 def register(app: typer.Typer) -> None:
-    """Attach `notify` to the main app."""
+    """Attach `notify` and `deliver` to the main app."""
     app.command()(notify)
+    app.command()(deliver)

@@ -141,7 +141,6 @@ def store(project):
 
 def test_card_expiring_notice_precedes_first_expired_card_failure(project, store) -> None:
     from notify.cycles import CARD_EXPIRING, due_notices
-    from notify.links import LinkSigner
 
     r = RetentionParams()
     pays = read_table(project.raw_dir, "payments")
@@ -160,13 +159,12 @@ def test_card_expiring_notice_precedes_first_expired_card_failure(project, store
     ok = (first >= start) & (subs["start_date"].reindex(first.index) <= notice_day)
     cases = notice_day[ok]
     assert len(cases) >= 10
-    signer = LinkSigner(SECRET, r.link_base_url, dt.timedelta(hours=72))
     seen: dict[int, dt.date] = {}
     for day in sorted(set(cases.dt.date)):
-        due = due_notices(store, day, NotifyParams(), retention=r, links=signer)
+        due = due_notices(store, day, NotifyParams(), retention=r, links=True)
         card = due[due["kind"] == CARD_EXPIRING]
         assert card["error"].isna().all()
-        assert all("update_payment_url" in p for p in card["payload"])
+        assert all(p["links"] == {"update_payment_url": UPDATE_PAYMENT} for p in card["payload"])
         for cid in card["customer_id"]:
             seen.setdefault(int(cid), day)
     for cid in cases.index:
@@ -176,22 +174,25 @@ def test_card_expiring_notice_precedes_first_expired_card_failure(project, store
 
 def test_dunning_notices_carry_signed_links_and_render(project, store) -> None:
     from notify.cycles import due_notices
-    from notify.links import LinkSigner
+    from notify.links import LinkSigner, with_links
     from notify.render import render
 
     pays = read_table(project.raw_dir, "payments")
     day = pays.loc[pays["decline_code"].isin(HARD), "attempted_at"].iloc[0].date()
     signer = LinkSigner(SECRET, "https://b.example", dt.timedelta(hours=72))
-    due = due_notices(store, day, NotifyParams(), retention=RetentionParams(), links=signer)
+    due = due_notices(store, day, NotifyParams(), retention=RetentionParams(), links=True)
     dunning = due[due["kind"].isin(["payment_failed", "subscription_at_risk"])]
-    assert len(dunning) and dunning["payload"].map(lambda p: "update_payment_url" in p).all()
+    assert len(dunning) and dunning["payload"].map(lambda p: "links" in p).all()
+    assert not dunning["payload"].map(lambda p: "update_payment_url" in p).any()  # not yet signed
+    sent_at = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=2, hours=5)
     for rec in dunning.to_dict("records"):
-        url = rec["payload"]["update_payment_url"]
+        payload = with_links(rec["payload"], rec["customer_id"], signer, sent_at)
+        url = payload["update_payment_url"]
         token = url.split("token=")[1]
-        issued = dt.datetime.combine(day, dt.time(), dt.UTC)
-        assert verify(token, SECRET, UPDATE_PAYMENT, now=issued).customer_id == rec["customer_id"]
+        later = sent_at + dt.timedelta(hours=71)  # expiry counts from the send
+        assert verify(token, SECRET, UPDATE_PAYMENT, now=later).customer_id == rec["customer_id"]
         for locale in ("en", "pt-BR"):
-            text = render(rec["kind"], locale, rec["payload"])
+            text = render(rec["kind"], locale, payload)
             assert url in text.body
     for kind, payload in (
         ("card_expiring", {"expires_on": "2025-04-30", "update_payment_url": "https://x/y"}),

@@ -1,11 +1,10 @@
-"""SMTP (a local aiosmtpd server) and webhook (a local HTTP server checking the HMAC and the
-idempotency key) delivery from the real PostgreSQL outbox, with a customer lacking an email."""
+"""SMTP (a local aiosmtpd server) and webhook (a local HTTP server checking the Standard Webhooks
+signature and the idempotency key) delivery from the real PostgreSQL outbox, with a customer
+lacking an email."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import socket
 import threading
@@ -16,7 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from notify.channels import SIGNATURE_HEADER, SmtpChannel, WebhookChannel, message_id
+from notify import webhooks
+from notify.channels import SmtpChannel, WebhookChannel, message_id
 from notify.cycles import due_notices
 from notify.outbox import deliver, enqueue, notices
 from paycycle.config import NotifyParams
@@ -27,7 +27,8 @@ from paycycle.store import make_engine, upgrade
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 DAY = dt.date(2025, 1, 10)
 PARAMS = NotifyParams()
-SECRET = "s3cret-for-tests"
+SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtMzI="  # base64 of a 23-byte test key
+WRONG = "whsec_" + "d3Jvbmcta2V5LWZvci10ZXN0cy0zMg=="
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_smtp_delivers_each_notice_and_dead_letters_a_missing_email(store) -> No
     server = Controller(inbox, hostname="127.0.0.1", port=port)
     server.start()
     try:
-        channel = SmtpChannel("127.0.0.1", port, "b@x.io")
+        channel = SmtpChannel("127.0.0.1", port, "b@x.io", tls="none")  # plain local relay
         stats = deliver(store, channel, PARAMS)
         channel.close()
     finally:
@@ -107,9 +108,13 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        want = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         key = self.headers.get("Idempotency-Key")
-        if not hmac.compare_digest(want, self.headers.get(SIGNATURE_HEADER, "")):
+        try:
+            webhooks.verify(SECRET, dict(self.headers.items()), body)
+            authentic = True
+        except webhooks.WebhookVerificationError:
+            authentic = False
+        if not authentic:
             self.bad.append(key or "?")
             self.send_response(401)
         elif key != json.loads(body)["dedup_key"]:
@@ -140,7 +145,7 @@ def test_webhook_signs_bodies_and_is_idempotent(store) -> None:
         with store.begin() as conn:
             conn.execute(text("UPDATE notices SET status='pending' WHERE kind='upcoming_charge'"))
         replay = deliver(store, WebhookChannel(url, secret=SECRET), PARAMS)
-        wrong = deliver(store, WebhookChannel(url, secret="wrong"), PARAMS)
+        wrong = deliver(store, WebhookChannel(url, secret=WRONG), PARAMS)
     finally:
         server.shutdown()
     assert Receiver.bad == [] and wrong.batches == 0
@@ -157,7 +162,7 @@ def test_webhook_rejecting_the_signature_dead_letters_with_the_reason(store) -> 
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/notices"
-        stats = deliver(store, WebhookChannel(url, secret="wrong"), PARAMS)
+        stats = deliver(store, WebhookChannel(url, secret=WRONG), PARAMS)
     finally:
         server.shutdown()
     assert stats.dead == 5 and len(Receiver.bad) == 5

@@ -116,7 +116,8 @@ def test_sigkill_mid_batch_then_rerun_sends_each_once(store, pg_url: str, tmp_pa
     keys = file_keys(out)
     assert max(keys.values()) == 1, "a notice was written twice"
     assert set(keys) == all_keys(store), "a notice was lost"
-    assert stats.already_delivered > 0  # the crash window was exercised and de-duplicated
+    # outcomes are recorded per message: only the one being marked at the kill can come back
+    assert stats.already_delivered <= 1
     assert stats.sent + written == total
     assert statuses(store) == Counter(sent=total)
 
