@@ -22,12 +22,14 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY paycycle ./paycycle
 COPY features ./features
+COPY inference ./inference
 COPY training ./training
 COPY serving ./serving
 COPY monitoring ./monitoring
 COPY retention ./retention
 COPY notify ./notify
 COPY flows ./flows
+COPY cli ./cli
 COPY docker ./docker
 COPY params.yaml dvc.yaml bentofile.yaml ./
 RUN uv sync --frozen --no-dev
