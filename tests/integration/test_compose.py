@@ -241,3 +241,11 @@ def test_docker_compose_config(tmp_path: Path) -> None:
         text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("script", ["postgres-init.sh", "mlflow-entrypoint.sh"])
+def test_docker_scripts_parse_and_are_executable(script: str) -> None:
+    path = ROOT / "docker" / script
+    assert path.stat().st_mode & 0o111, f"{script} is not executable"
+    done = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

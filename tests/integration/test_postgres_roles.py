@@ -1,14 +1,18 @@
-"""docker/postgres-roles.sql against the real PostgreSQL: the API role can do what the API does
-(read scores, record a cancel intent through `retention.saves.record_intent`) and nothing else.
+"""docker/postgres-init.sh and docker/postgres-roles.sql against the real PostgreSQL: the API
+role can do what the API does (read scores, record a cancel intent through
+`retention.saves.record_intent`) and nothing else; each service's role reaches only its own
+database.
 
-Each test run makes its own roles and a throwaway database `paycycle_roles_test_<random>` that
-mirror docker/postgres-init.sh (owner migrates, API role may only connect), applies the SQL with
-`psql` as the table owner, exactly as the `db-migrate` service does, then attacks as the API.
+Each run executes the init script itself with `PAYCYCLE_DB_NAME_SUFFIX=_roles_test_<random>`
+(roles `paycycle_api_roles_test_<random>`…, databases `paycycle_roles_test_<random>`…), migrates
+as the owner, applies the roles SQL with `psql` as the owner exactly as the `db-migrate` service
+does, then attacks as the API. Everything it made is dropped afterwards.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 import uuid
@@ -24,20 +28,33 @@ from sqlalchemy.exc import DBAPIError
 from tests.conftest import PG_ADMIN_URL, PROJECT_ROOT
 
 pytestmark = pytest.mark.postgres
+INIT_SH = PROJECT_ROOT / "docker" / "postgres-init.sh"
 ROLES_SQL = PROJECT_ROOT / "docker" / "postgres-roles.sql"
 DENIED = "42501"  # insufficient_privilege (also "must be owner of table")
 TODAY = dt.date(2026, 3, 2)
+ROLES = ("paycycle_owner", "paycycle_api", "mlflow", "prefect")
+DATABASES = ("paycycle", "optuna", "mlflow", "prefect")
 
 
 @dataclass
 class RolesDb:
-    name: str
-    owner: str
-    api: str
+    suffix: str
 
-    def url(self, role: str) -> str:
+    @property
+    def name(self) -> str:
+        return f"paycycle{self.suffix}"
+
+    @property
+    def owner(self) -> str:
+        return f"paycycle_owner{self.suffix}"
+
+    @property
+    def api(self) -> str:
+        return f"paycycle_api{self.suffix}"
+
+    def url(self, role: str, database: str | None = None) -> str:
         base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgres@", f"{role}@", 1)
-        return f"{base}/{self.name}"
+        return f"{base}/{database or self.name}"
 
     def apply_roles_sql(self) -> subprocess.CompletedProcess[str]:
         """`psql -f docker/postgres-roles.sql` as the owner, as the db-migrate service runs it."""
@@ -50,26 +67,38 @@ class RolesDb:
         )
 
 
+def run_init_script(suffix: str, **passwords: str) -> subprocess.CompletedProcess[str]:
+    """docker/postgres-init.sh as the postgres image runs it, against the local server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {
+        "PGHOST": "127.0.0.1",
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_DB": PG_ADMIN_URL.rsplit("/", 1)[1],
+        "PAYCYCLE_DB_NAME_SUFFIX": suffix,
+        "PAYCYCLE_DB_OWNER_PASSWORD": "owner-pw",
+        "PAYCYCLE_DB_API_PASSWORD": "api-pw",
+        "MLFLOW_DB_PASSWORD": "mlflow-pw",
+        "PREFECT_DB_PASSWORD": "prefect-pw",
+    }
+    env = {k: v for k, v in (env | passwords).items() if v}
+    return subprocess.run(["sh", str(INIT_SH)], env=env, capture_output=True, text=True, timeout=60)
+
+
 @pytest.fixture()
 def roles_db() -> Iterator[RolesDb]:
     if shutil.which("psql") is None:
         pytest.skip("psql (postgresql-client) is not installed")
-    tag = uuid.uuid4().hex[:10]
-    db = RolesDb(f"paycycle_roles_test_{tag}", f"paycycle_rt_owner_{tag}", f"paycycle_rt_api_{tag}")
+    db = RolesDb(f"_roles_test_{uuid.uuid4().hex[:10]}")
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:  # what docker/postgres-init.sh does for the real roles
-        conn.execute(text(f'CREATE ROLE "{db.owner}" LOGIN'))
-        conn.execute(text(f'CREATE ROLE "{db.api}" LOGIN'))
-        conn.execute(text(f'CREATE DATABASE "{db.name}" OWNER "{db.owner}"'))
-        conn.execute(text(f'REVOKE ALL ON DATABASE "{db.name}" FROM PUBLIC'))
-        conn.execute(text(f'GRANT CONNECT ON DATABASE "{db.name}" TO "{db.api}"'))
     try:
+        done = run_init_script(db.suffix)
+        assert done.returncode == 0, done.stderr
         yield db
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)'))
-            conn.execute(text(f'DROP ROLE IF EXISTS "{db.api}"'))
-            conn.execute(text(f'DROP ROLE IF EXISTS "{db.owner}"'))
+            for name in DATABASES:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}{db.suffix}" WITH (FORCE)'))
+            for role in ROLES:
+                conn.execute(text(f'DROP ROLE IF EXISTS "{role}{db.suffix}"'))
         admin.dispose()
 
 
@@ -179,6 +208,53 @@ def test_roles_sql_is_repeatable_and_covers_the_idempotency_key_table(migrated) 
 
 
 def test_roles_sql_defaults_to_the_compose_role_name() -> None:
-    sql = Path(ROLES_SQL).read_text()
-    assert "\\set api_role paycycle_api" in sql
-    assert "paycycle_api" in (PROJECT_ROOT / "docker" / "postgres-init.sh").read_text()
+    assert "\\set api_role paycycle_api" in Path(ROLES_SQL).read_text()
+    assert "\\set api paycycle_api :suffix" in INIT_SH.read_text()
+
+
+@pytest.mark.parametrize(
+    ("role", "database"),
+    [
+        ("paycycle_api", "optuna"),
+        ("paycycle_api", "mlflow"),
+        ("paycycle_api", "prefect"),
+        ("mlflow", "paycycle"),
+        ("prefect", "paycycle"),
+        ("mlflow", "prefect"),
+    ],
+)
+def test_a_role_cannot_connect_to_another_services_database(
+    roles_db: RolesDb, role: str, database: str
+) -> None:
+    engine = create_engine(roles_db.url(role + roles_db.suffix, database + roles_db.suffix))
+    try:
+        with pytest.raises(DBAPIError) as info:
+            engine.connect()
+        assert "does not have CONNECT privilege" in str(info.value.orig), info.value.orig
+    finally:
+        engine.dispose()
+
+
+def test_init_script_passwords_cannot_inject_sql() -> None:
+    """Attack: a password that closes the quote and runs its own statement."""
+    tag = uuid.uuid4().hex[:10]
+    suffix, evil = f"_roles_test_{tag}", f"pwned_{tag}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        done = run_init_script(suffix, MLFLOW_DB_PASSWORD=f"x'; CREATE ROLE {evil}; --")
+        assert done.returncode == 0, done.stderr
+        with admin.connect() as conn:
+            roles = set(conn.execute(text("SELECT rolname FROM pg_roles")).scalars())
+            assert f"mlflow{suffix}" in roles and evil not in roles
+    finally:
+        with admin.connect() as conn:
+            for name in DATABASES:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}{suffix}" WITH (FORCE)'))
+            for role in (*(r + suffix for r in ROLES), evil):
+                conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
+
+
+def test_init_script_refuses_a_missing_password() -> None:
+    done = run_init_script(f"_roles_test_{uuid.uuid4().hex[:10]}", PAYCYCLE_DB_API_PASSWORD="")
+    assert done.returncode != 0 and "set PAYCYCLE_DB_API_PASSWORD" in done.stderr
