@@ -133,8 +133,10 @@ def test_every_secret_the_code_reads_is_in_env_example_and_compose() -> None:
 
 def test_postgres_has_a_role_per_service_and_the_api_is_not_the_owner() -> None:
     init = (ROOT / "docker" / "postgres-init.sh").read_text()
-    for role in ("paycycle_owner", "paycycle_api", "mlflow", "prefect"):
-        assert f"CREATE ROLE {role} LOGIN PASSWORD :'" in init, role
+    for var, role in (("owner", "paycycle_owner"), ("api", "paycycle_api"), ("mlflow", "mlflow"),
+                      ("prefect", "prefect")):  # fmt: skip
+        assert f"\\set {var} {role} :suffix" in init, role
+        assert f'CREATE ROLE :"{var}" LOGIN PASSWORD :\'' in init, role
     assert "SUPERUSER" not in init and "CREATEDB" not in init and "CREATEROLE" not in init
     api = service_env("api")
     assert api["PAYCYCLE_DATABASE_URL"].startswith("postgresql+psycopg://paycycle_api:")
