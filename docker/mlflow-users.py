@@ -9,7 +9,10 @@ MLflow's own auth client (the users REST API), as the admin:
 
 The reader gets no grant and is not an admin, so the server's `default_permission = READ`
 (docker/mlflow-auth.ini) is all it has: it loads `models:/<name>@champion`, it cannot log, move an
-alias or delete. Running it again sets the reader's password to the current value.
+alias or delete. MLflow's basic auth (without workspaces) still lets any user create a *new*
+registered model and own it, so the script first registers PayCycle's model names as the admin:
+the reader can never squat `paycycle-recommender` before the first training and set its own
+`champion` there. Running it again sets the reader's password to the current value.
 Exit codes: 0 done, 2 a variable is missing, 1 the server refused (message on one line).
 """
 
@@ -50,6 +53,22 @@ def ensure_reader(tracking_uri: str, username: str, password: str) -> str:
     return done
 
 
+def reserve_models(tracking_uri: str, names: tuple[str, ...]) -> list[str]:
+    """Create the registered models `names` as the admin where missing; returns those created."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client, created = MlflowClient(tracking_uri), []
+    for name in names:
+        try:
+            client.create_registered_model(name)
+            created.append(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+    return created
+
+
 def main() -> int:
     warnings.simplefilter("ignore")  # library deprecation chatter is not the operator's business
     missing = [name for name in REQUIRED if not os.environ.get(name)]
@@ -61,6 +80,9 @@ def main() -> int:
         print("error: MLFLOW_READER_USER: must differ from the admin user", file=sys.stderr)
         return 2
     try:
+        from inference.registry import MODELS
+
+        reserve_models(env["MLFLOW_TRACKING_URI"], MODELS)
         done = ensure_reader(
             env["MLFLOW_TRACKING_URI"], env["MLFLOW_READER_USER"], env["MLFLOW_READER_PASSWORD"]
         )

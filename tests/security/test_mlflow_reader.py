@@ -21,13 +21,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from inference.registry import MODELS, RECOMMENDER_MODEL
 from tests import mlflow_server
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCRIPT = PROJECT_ROOT / "docker" / "mlflow-users.py"
 API = "/api/2.0/mlflow"
-MODEL = "paycycle-churn"
+MODEL = "paycycle-churn-test"  # the pipeline's own experiment/model stand-in
 
 
 @dataclass
@@ -157,6 +158,22 @@ def test_reader_cannot_write(server: AuthServer, method: str, path: str, body: d
     assert "pwned" not in {t["key"] for t in run["run"]["data"].get("tags", [])}
     model = server.call("GET", "/registered-models/get", server.admin, params={"name": MODEL})
     assert "pwned" not in model.text
+
+
+def test_reader_cannot_squat_a_model_name_before_the_first_training(server: AuthServer) -> None:
+    """Attack: create `paycycle-recommender` (not trained yet) as the reader, own it, and point its
+    `champion` at a model of one's choosing. The script registered every PayCycle name first."""
+    squat = server.call("POST", "/registered-models/create", server.reader,
+                        json={"name": RECOMMENDER_MODEL})  # fmt: skip
+    assert squat.status_code == 400 and "RESOURCE_ALREADY_EXISTS" in squat.text
+    alias = {"name": RECOMMENDER_MODEL, "alias": "champion", "version": "1"}
+    assert (
+        server.call("POST", "/registered-models/alias", server.reader, json=alias).status_code
+        == 403
+    )
+    for name in MODELS:
+        got = server.call("GET", "/registered-models/get", server.reader, params={"name": name})
+        assert got.status_code == 200, name
 
 
 @pytest.mark.parametrize("auth", [None, ("serving", "wrong-password"), ("admin", "password1234")])
