@@ -170,6 +170,7 @@ def test_mlflow_auth_without_sed_or_a_password_in_files() -> None:
         mlflow_env["MLFLOW_AUTH_ADMIN_PASSWORD"]
         == "${MLFLOW_ADMIN_PASSWORD:?set MLFLOW_ADMIN_PASSWORD}"
     )
+    assert "chown -R paycycle /app /mlflow-auth" in (ROOT / "Dockerfile").read_text()
     entry = (ROOT / "docker" / "mlflow-entrypoint.sh").read_text()
     assert "--app-name basic-auth" in entry and "MLFLOW_AUTH_CONFIG_PATH" in entry
 
