@@ -22,17 +22,22 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY paycycle ./paycycle
 COPY features ./features
+COPY inference ./inference
 COPY training ./training
 COPY serving ./serving
 COPY monitoring ./monitoring
 COPY retention ./retention
 COPY notify ./notify
 COPY flows ./flows
+COPY cli ./cli
 COPY docker ./docker
 COPY params.yaml dvc.yaml bentofile.yaml ./
 RUN uv sync --frozen --no-dev
 
-RUN useradd --create-home --uid 1000 paycycle && chown -R paycycle /app
+# /mlflow-auth: the MLflow user store's volume (docker/mlflow-auth.ini); a fresh named volume
+# takes this folder's owner, so the non-root server can write it
+RUN useradd --create-home --uid 1000 paycycle && mkdir -p /mlflow-auth \
+ && chown -R paycycle /app /mlflow-auth
 USER paycycle
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=5s --retries=5 CMD curl -fsS http://127.0.0.1:3000/healthz || exit 1

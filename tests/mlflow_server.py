@@ -101,13 +101,21 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def start(backend_uri: str, artifacts_dir: Path, log_path: Path) -> MlflowServer:
+def start(
+    backend_uri: str,
+    artifacts_dir: Path,
+    log_path: Path,
+    app_name: str | None = None,
+    env: dict[str, str] | None = None,
+) -> MlflowServer:
     """Start `mlflow server` with `backend_uri` (tracking + registry) and proxied artifacts.
 
     Args:
         backend_uri: SQLAlchemy URL of the backend store, e.g. a fresh PostgreSQL database.
         artifacts_dir: `--artifacts-destination`; clients upload through the server.
         log_path: the server's stdout and stderr.
+        app_name: `--app-name`, e.g. `basic-auth` (MLflow's auth app).
+        env: extra environment for the server (e.g. `MLFLOW_AUTH_CONFIG_PATH`).
 
     Returns:
         The running (not yet necessarily healthy) server; call `wait_ready` before use.
@@ -118,12 +126,15 @@ def start(backend_uri: str, artifacts_dir: Path, log_path: Path) -> MlflowServer
         **os.environ,
         # the job runner and its huey consumer double start-up time and are not used here
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **(env or {}),
     }
+    app = ["--app-name", app_name] if app_name else []
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [MLFLOW, "server", "--backend-store-uri", backend_uri]
             + ["--artifacts-destination", str(artifacts_dir)]
-            + ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            + ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+            + app,
             cwd=artifacts_dir.parent,
             env=env,
             stdout=log,

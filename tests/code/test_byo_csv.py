@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,84 @@ def test_cli_missing_target_is_one_line_data_error(tmp_path: Path) -> None:
     lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
     assert lines[-1].startswith("error: gone: target column not found"), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def write_rows(path: Path, header: str, cell, n: int = 60) -> Path:
+    """A small CSV: `header`, then `n` rows `cell(i)` plus a churn column alternating yes/no."""
+    rows = [header] + [f"{cell(i)},{'yes' if i % 3 == 0 else 'no'}" for i in range(n)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "Infinity", "1e999", "-1e999", '"1,0e999"'])
+def test_non_finite_number_is_named_with_its_row(tmp_path: Path, bad: str) -> None:
+    """Attack: a numeric column with one infinite or overflowing cell (pandas reads `1e999` as
+    NaN, Keras normalisation turns `inf` into NaN weights). Safe: one error naming column + row."""
+    path = write_rows(tmp_path / "t.csv", "tenure,spend,churn",
+                      lambda i: f"{i},{bad if i == 5 else i * 1.5}")  # fmt: skip
+    with pytest.raises(DataError, match=r"^spend: 1 non-finite number\(s\) .* row\(s\) 7 "):
+        read_churn_csv(path, "churn")
+
+
+def test_inf_in_a_text_column_is_just_a_category(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "t.csv", "tenure,plan,churn",
+                      lambda i: f"{i},{['inf', 'basic', 'pro'][i % 3]}")  # fmt: skip
+    _, spec, _ = read_churn_csv(path, "churn")
+    assert spec.categorical == ("plan",) and "inf" in spec.vocabulary["plan"]
+
+
+@pytest.mark.parametrize("header", ["tenure, tenure ,churn", "tenure,tenure,churn",
+                                    "tenure,\ttenure,churn"])  # fmt: skip
+def test_headers_colliding_after_trimming_are_named(tmp_path: Path, header: str) -> None:
+    """Attack: two columns whose names are equal once trimmed (pandas would silently rename the
+    second `tenure.1`, or the frame gets two `tenure` columns and training crashes)."""
+    path = write_rows(tmp_path / "t.csv", header, lambda i: f"{i},{i % 7}")
+    expected = r"^tenure: header appears twice in t.csv \(columns 1 and 2"
+    with pytest.raises(DataError, match=expected):
+        read_churn_csv(path, "churn")
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("spend/month", "spend_month"), ("monthly spend", "monthly_spend"), ("2fa", "f_2fa"),
+     ("spend-usd", "spend_usd"), ("preço", "pre_o"), ("a.b", "a_b")],
+)  # fmt: skip
+def test_unsafe_feature_names_are_named(tmp_path: Path, name: str, suggestion: str) -> None:
+    """Attack: headers with `/`, spaces or symbols (Keras refuses `/` in a layer name, the
+    SavedModel signature refuses spaces: both used to crash deep inside training)."""
+    path = write_rows(tmp_path / "t.csv", f"tenure,{name},churn", lambda i: f"{i},{i * 1.5}")
+    expected = rf"^{re.escape(name)}: column name must be .*{suggestion}$"
+    with pytest.raises(DataError, match=expected):
+        read_churn_csv(path, "churn")
+
+
+def test_reserved_feature_name_is_refused(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "t.csv", "tenure,churned,churn", lambda i: f"{i},{i % 2}")
+    with pytest.raises(DataError, match="^churned: reserved column name"):
+        read_churn_csv(path, "churn")
+
+
+def test_target_and_id_may_have_any_name(tmp_path: Path) -> None:
+    """Only feature names become layer names: the target and id columns are free-form."""
+    path = write_rows(tmp_path / "t.csv", "customer no/id,tenure,Churn Status",
+                      lambda i: f"C {i},{i}")  # fmt: skip
+    frame, spec, _ = read_churn_csv(path, "Churn Status", "customer no/id")
+    assert spec.numeric == ("tenure",) and frame["customer_id"].iloc[1] == "C 1"
+
+
+def test_blank_header_of_an_empty_column_is_dropped(tmp_path: Path) -> None:
+    """A trailing comma on every line (spreadsheet exports) is not an error."""
+    path = tmp_path / "t.csv"
+    rows = ["tenure,churn,"] + [f"{i},{'yes' if i % 3 == 0 else 'no'}," for i in range(30)]
+    path.write_text("\n".join(rows) + "\n")
+    _, spec, report = read_churn_csv(path, "churn")
+    assert spec.numeric == ("tenure",) and report.dropped == {"column 3": "blank header, no values"}
+
+
+def test_blank_header_with_values_is_named_by_position(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "t.csv", "tenure, ,churn", lambda i: f"{i},{i * 2}")
+    with pytest.raises(DataError, match="^column 2 of t.csv: has values but a blank header"):
+        read_churn_csv(path, "churn")
 
 
 @pytest.mark.slow

@@ -105,6 +105,26 @@ def test_train_on_a_bad_csv_is_a_data_error(root: Path) -> None:
     assert_one_line_error(done, EXIT_DATA, "churn: target must be", "'maybe'")
 
 
+@pytest.mark.parametrize(
+    ("header", "cell", "needles"),
+    [
+        ("tenure,spend,churn", lambda i: f"{i},{'1e999' if i == 4 else i}", ("spend:", "row(s) 6")),
+        ("tenure, tenure ,churn", lambda i: f"{i},{i % 5}", ("tenure: header appears twice",)),
+        ("tenure,spend/month,churn", lambda i: f"{i},{i}", ("spend/month: column name", "_")),
+        ("tenure,monthly spend,churn", lambda i: f"{i},{i}", ("monthly spend: column name",)),
+    ],
+    ids=["1e999", "collision", "slash", "space"],
+)
+def test_train_on_a_hostile_csv_is_one_line_naming_the_column(
+    root: Path, header: str, cell, needles: tuple[str, ...]
+) -> None:
+    """Each used to train on garbage, or crash with a pandas/Keras traceback line (exit 1)."""
+    rows = [header] + [f"{cell(i)},{'yes' if i % 3 == 0 else 'no'}" for i in range(40)]
+    (root / "t.csv").write_text("\n".join(rows) + "\n")
+    done = paycycle(root, "train", "churn", "--csv", "t.csv", "--target", "churn")
+    assert_one_line_error(done, EXIT_DATA, *needles)
+
+
 @pytest.mark.slow
 def test_promote_without_challenger_is_a_data_error(project) -> None:
     from features.table import snapshot_dates, write_feature_table

@@ -5,10 +5,16 @@ thousands separators, `%`/`$`) and which categorical, turns a Yes/No / True/Fals
 into 0/1, keeps blank numeric cells as NaN (the model fills them with the training median) and
 blank categories as `(missing)`, drops constant and id-like columns, and says what it did in a
 `CsvReport`. The same `train_churn` pipeline then trains on it.
+
+What it refuses, each with one line naming the column: headers that are blank or collide once
+trimmed (`a` and ` a `), feature names that are not plain identifiers (Keras layer and SavedModel
+signature names reject `/` and spaces deep inside training), names the frame itself uses
+(`churned`, `customer_id`), and non-finite numbers (`inf`, `1e999`) in a numeric column.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +33,9 @@ MISSING_CATEGORY = "(missing)"
 NUMERIC_SHARE = 0.95  # share of non-blank cells that must parse for a column to be numeric
 MAX_CATEGORIES = 50
 _NUM_JUNK = re.compile(r"[\s,$%€£]")
+# a feature name becomes a Keras input/layer name and a SavedModel signature argument
+SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED = (LABEL, "customer_id")
 
 
 @dataclass
@@ -72,6 +81,92 @@ def _blank(s: pd.Series) -> pd.Series:
     return s.str.strip().str.lower().isin(BLANKS)
 
 
+def _read_header(path: Path) -> list[str]:
+    """The header row as written (pandas would rename duplicates to `a.1` before we saw them)."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh), [])
+
+
+def _check_header(header: list[str], path: Path) -> list[int]:
+    """Headers equal once trimmed are ambiguous: refuse them, naming them.
+
+    Returns:
+        0-based positions of blank headers (a trailing comma, or a column someone forgot to name).
+    """
+    seen: dict[str, int] = {}
+    blanks = []
+    for pos, name in enumerate(header, start=1):
+        key = name.strip()
+        if not key:
+            blanks.append(pos - 1)
+            continue
+        if key in seen:
+            raise DataError(
+                f"{key}: header appears twice in {path.name} (columns {seen[key]} and {pos}, "
+                "equal once spaces are trimmed); rename one"
+            )
+        seen[key] = pos
+    return blanks
+
+
+def _drop_unnamed(raw: pd.DataFrame, blanks: list[int], path: Path, report: CsvReport) -> None:
+    """Drop empty columns without a header; refuse one with values (what would we call it?)."""
+    for pos in blanks:
+        col = raw.columns[pos]
+        if not _blank(raw[col]).all():
+            raise DataError(
+                f"column {pos + 1} of {path.name}: has values but a blank header; name the column"
+            )
+        report.dropped[f"column {pos + 1}"] = "blank header, no values"
+    raw.drop(columns=[raw.columns[p] for p in blanks], inplace=True)
+
+
+def _check_feature_name(col: str) -> None:
+    """A feature column must be a plain identifier and not a name the frame uses itself."""
+    if col in RESERVED:
+        raise DataError(
+            f"{col}: reserved column name (the training frame uses it); rename the column "
+            "or pass it as --target/--id"
+        )
+    if not SAFE_NAME.fullmatch(col):
+        safe = re.sub(r"\W+", "_", col, flags=re.ASCII).strip("_") or "feature"
+        safe = safe if SAFE_NAME.fullmatch(safe) else f"f_{safe}"
+        raise DataError(
+            f"{col}: column name must be letters, digits and _ (no spaces, '/' or other "
+            f"symbols, not starting with a digit); rename it, e.g. to {safe}"
+        )
+
+
+def _overflow(text: str) -> float:
+    """`inf` if Python reads `text` as a number beyond float range (`1e999`), else NaN."""
+    try:
+        value = float(text)
+    except ValueError:
+        return np.nan
+    return value if np.isinf(value) else np.nan
+
+
+def _to_numbers(cells: pd.Series) -> pd.Series:
+    """Cells as floats, NaN where not a number; pandas reads `1e999` as NaN, we keep it `inf`."""
+    text = cells.str.replace(_NUM_JUNK, "", regex=True)
+    nums = pd.to_numeric(text, errors="coerce")
+    missed = nums.isna()
+    if missed.any():
+        nums[missed] = text[missed].map(_overflow)
+    return nums
+
+
+def _check_finite(col: str, nums: pd.Series, rows: np.ndarray) -> None:
+    """`inf`, `-inf` and `1e999` parse as numbers but no model can train on them."""
+    bad = np.isinf(nums.to_numpy(dtype="float64", na_value=np.nan))
+    if bad.any():
+        where = ", ".join(str(n) for n in rows[nums.index[bad]][:3])
+        raise DataError(
+            f"{col}: {int(bad.sum())} non-finite number(s) (inf or beyond float range) in row(s) "
+            f"{where} (the header is row 1); use a finite number or leave the cell blank"
+        )
+
+
 def _target(raw: pd.Series, name: str, report: CsvReport) -> pd.Series:
     norm = raw.str.strip().str.lower()
     known = norm.isin(POSITIVE | NEGATIVE)
@@ -99,15 +194,18 @@ def read_churn_csv(
         (frame with feature columns + `churned` [+ `customer_id`], feature spec, report).
 
     Raises:
-        DataError: file missing/unreadable, target or id column missing, unusable target.
+        DataError: file missing/unreadable, target or id column missing, unusable target,
+            colliding or unsafe headers, non-finite numbers.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
     try:
+        header = _read_header(path)
+        blanks = _check_header(header, path)
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
         typed = pd.read_csv(path, nrows=10_000)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc.__class__.__name__})") from None
     raw.columns = [c.strip() for c in raw.columns]
     typed.columns = [c.strip() for c in typed.columns]
@@ -118,8 +216,11 @@ def read_churn_csv(
                 f"(columns: {', '.join(raw.columns[:12])})"
             )
     report = CsvReport(rows=len(raw))
+    if blanks and len(raw.columns) == len(header):
+        _drop_unnamed(raw, blanks, path, report)
     y = _target(raw[target], target, report)
     keep = y.notna()
+    rows = np.flatnonzero(keep.to_numpy()) + 2  # each kept row's number, the header being row 1
     report.dropped_rows = int((~keep).sum())
     raw, y, typed_keep = raw[keep].reset_index(drop=True), y[keep].astype(int), typed
     report.rows, report.positive_rate = len(raw), float(y.mean()) if len(y) else 0.0
@@ -135,8 +236,9 @@ def read_churn_csv(
         if filled.nunique() <= 1:
             report.dropped[col] = "constant or empty"
             continue
-        nums = pd.to_numeric(filled.str.replace(_NUM_JUNK, "", regex=True), errors="coerce")
+        nums = _to_numbers(filled)
         if nums.notna().mean() >= NUMERIC_SHARE:
+            _check_finite(col, nums, rows)
             values = pd.Series(np.nan, index=raw.index)
             values[~blank] = nums
             out[col] = values.astype("float64")
@@ -155,6 +257,8 @@ def read_churn_csv(
             categorical.append(col)
         if blank.any():
             report.blank_cells[col] = int(blank.sum())
+    for col in numeric + categorical:
+        _check_feature_name(col)
     if not numeric and not categorical:
         raise DataError(f"{path.name}: no usable feature columns besides {target!r}")
     out[LABEL] = y.to_numpy()
