@@ -151,14 +151,18 @@ def enqueue_due(settings: Settings, due: pd.DataFrame, channel: str) -> EnqueueR
 
 
 def deliver_due(settings: Settings, channel: str) -> DeliveryStats:
-    """Step: deliver every due notice of `channel` (claims are leased, so a retry is safe)."""
+    """Step: deliver every due notice of `channel` (claims are leased, so a retry is safe);
+    with a model configured, its texts are generated first (`notify.personalise`)."""
     from notify.channels import make_channel
     from notify.outbox import deliver
+    from notify.personalise import make_generator
 
     with _engine(settings) as engine:
         sink = make_channel(channel, settings)
         try:
-            return deliver(engine, sink, settings.params.notify)
+            # model texts (when PAYCYCLE_LLM_* is set) are ready before the first send
+            generator, _ = make_generator(engine, settings, channel)
+            return deliver(engine, sink, settings.params.notify, generator=generator)
         finally:
             sink.close()
 
