@@ -179,12 +179,12 @@ def _trace(
     draft: Draft,
     messages: Any,
     a: Answer,
-    verdict: str,
 ) -> str | None:
     """Log one call as an MLflow trace; tracing trouble never stops a notice."""
     import mlflow
     from mlflow.tracing.constant import SpanAttributeKey
 
+    verdict = a.code or "accepted"
     try:
         span = mlflow.start_span_no_context(
             "notice.generate",
@@ -233,19 +233,23 @@ class _Job:
 
 
 async def _generate(
-    jobs: list[_Job], endpoint: Endpoint, params: LlmParams, experiment_id: str
-) -> dict[str, tuple[Answer, str | None]]:
-    """Ask for every job concurrently; returns cache key → (answer, trace id)."""
+    jobs: list[_Job], endpoint: Endpoint, params: LlmParams
+) -> dict[str, tuple[list[dict[str, str]], Answer]]:
+    """Ask for every job concurrently; returns cache key → (messages, guarded answer).
+
+    Nothing blocking runs on the loop (tracing happens afterwards, with the recorded times), so
+    one call's bookkeeping never eats another's timeout.
+    """
     import httpx
 
     semaphore = asyncio.Semaphore(params.max_concurrency)
-    out: dict[str, tuple[Answer, str | None]] = {}
+    out: dict[str, tuple[list[dict[str, str]], Answer]] = {}
     limits = httpx.Limits(max_connections=params.max_concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=params.timeout_seconds) as client:
 
         async def one(job: _Job) -> None:
+            messages = _messages(job.prompt, job.draft, params)
             async with semaphore:
-                messages = _messages(job.prompt, job.draft, params)
                 answer = await complete(client, endpoint, messages, params)
             if answer.text is not None:
                 answer.reason = check_answer(
@@ -253,11 +257,7 @@ async def _generate(
                 )
                 if answer.reason:
                     answer.text = None
-            verdict = answer.code or "accepted"
-            trace = _trace(
-                experiment_id, job.prompt, endpoint.model, job.draft, messages, answer, verdict
-            )
-            out[job.key] = (answer, trace)
+            out[job.key] = (messages, answer)
 
         tasks = [asyncio.ensure_future(one(job)) for job in jobs]
         if tasks:
@@ -367,9 +367,13 @@ def personalise(
                 jobs[key] = _Job(key, d, prompts[(d.kind, d.locale)])
         todo = list(jobs.values())[: params.max_calls_per_run]
         asked = {job.key for job in todo}
-        answers = {}
+        answers: dict[str, tuple[Answer, str | None]] = {}
         if todo:
-            answers = _run(_generate(todo, endpoint, params, _experiment_id(params.experiment)))
+            experiment_id = _experiment_id(params.experiment)
+            for key, (messages, a) in _run(_generate(todo, endpoint, params)).items():
+                job = jobs[key]
+                trace = _trace(experiment_id, job.prompt, model, job.draft, messages, a)
+                answers[key] = (a, trace)
             with contextlib.suppress(Exception):
                 mlflow.flush_trace_async_logging()
         stats.calls = len(answers)
@@ -472,5 +476,11 @@ def make_generator(
         texts, stats = personalise(engine, settings, rows)
     except Exception as exc:  # noqa: BLE001 - the registry or store hiccuped: templates for all
         log.warning("notice text: generation step failed, templates used: %r", exc)
+        reason = f"error: {exc.__class__.__name__}: {str(exc)[:300]}"
+        records = [
+            {"dedup_key": r["dedup_key"], "source": "template", "reason": reason} for r in rows
+        ]
+        with contextlib.suppress(Exception):  # the store may be what failed
+            _upsert(engine, NoticeText, _complete_records(records), update=True)
         return None, GenerationStats(notices=len(rows), fallbacks={"error": len(rows)})
     return lookup_generator(texts), stats
