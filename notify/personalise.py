@@ -357,7 +357,11 @@ def personalise(
     stats.eligible = len(drafts)
     texts: dict[str, str] = {}
     if drafts:
-        mlflow.set_tracking_uri(settings.tracking_uri)
+        if mlflow.get_tracking_uri() != settings.tracking_uri:
+            # traces still queued for the previous store must not land in the new one
+            with contextlib.suppress(Exception):
+                mlflow.flush_trace_async_logging()
+            mlflow.set_tracking_uri(settings.tracking_uri)
         prompts = load_prompts({(d.kind, d.locale) for d in drafts}, params)
         keyed = [(cache_key(prompts[(d.kind, d.locale)], model, d), d) for d in drafts]
         cached = _cached(engine, sorted({k for k, _ in keyed}))
@@ -374,8 +378,8 @@ def personalise(
                 job = jobs[key]
                 trace = _trace(experiment_id, job.prompt, model, job.draft, messages, a)
                 answers[key] = (a, trace)
-            with contextlib.suppress(Exception):
-                mlflow.flush_trace_async_logging()
+            # traces are exported by MLflow's background queue while delivery goes on (flushed
+            # at process exit; `mlflow.flush_trace_async_logging()` waits for them)
         stats.calls = len(answers)
         fresh = [
             {

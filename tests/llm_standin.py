@@ -242,3 +242,10 @@ def text_records(settings: Any) -> dict[str, dict[str, Any]]:
         out = {r["dedup_key"]: dict(r) for r in rows}
     engine.dispose()
     return out
+
+
+def flush_traces() -> None:
+    """Wait for MLflow's background trace export (before a test module's store goes away)."""
+    import mlflow
+
+    mlflow.flush_trace_async_logging()

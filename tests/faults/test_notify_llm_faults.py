@@ -5,6 +5,7 @@ is recorded on its `notice_texts` row; one-off 429/500 answers are retried into 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.llm_standin import (
     GREETING,
     StandIn,
     delivered,
+    flush_traces,
     free_port,
     llm_settings,
     make_store,
@@ -28,9 +30,10 @@ FAST = {"timeout_seconds": 2.0, "backoff_seconds": 0.01, "retries": 2}
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     root = tmp_path_factory.mktemp("notify_llm_faults")
-    return root, make_store(root)
+    yield root, make_store(root)
+    flush_traces()  # nothing of ours is exported into another test's MLflow store
 
 
 def assert_all_on_templates(settings, code: str) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from tests.llm_standin import (
     GREETING,
     StandIn,
     delivered,
+    flush_traces,
     llm_settings,
     make_store,
     reset_outbox,
@@ -28,9 +30,10 @@ AS_OF = dt.date.fromisoformat(DAY)
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     root = tmp_path_factory.mktemp("notify_llm")
-    return root, make_store(root)
+    yield root, make_store(root)
+    flush_traces()  # nothing of ours is exported into another test's MLflow store
 
 
 @pytest.fixture()
@@ -69,6 +72,7 @@ def test_a_billing_day_sends_model_text_traced_with_registered_prompts(
     assert {r["prompt"].rsplit("/", 1)[0] for r in records.values()} == {
         f"paycycle-notice.{k}.{loc}" for k, loc in kinds
     }
+    mlflow.flush_trace_async_logging()  # traces are exported in the background
     exp = mlflow.get_experiment_by_name("paycycle-notices-genai")
     traces = mlflow.search_traces(locations=[exp.experiment_id], return_type="list")
     accepted = [t for t in traces if t.info.tags.get("verdict") == "accepted"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from tests.llm_standin import (
     GREETING,
     StandIn,
     delivered,
+    flush_traces,
     llm_settings,
     make_store,
     reset_outbox,
@@ -31,9 +33,10 @@ KEY = "sk-test-do-not-leak-0123456789"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     root = tmp_path_factory.mktemp("notify_llm_hostile")
-    return root, make_store(root)
+    yield root, make_store(root)
+    flush_traces()  # nothing of ours is exported into another test's MLflow store
 
 
 @pytest.mark.parametrize(
@@ -102,6 +105,7 @@ def test_only_the_notice_facts_leave_and_the_api_key_is_not_stored(root) -> None
                 assert KEY not in dump, table
         engine.dispose()
         mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.flush_trace_async_logging()  # traces are exported in the background
         exp = mlflow.get_experiment_by_name("paycycle-notices-genai")
         traces = mlflow.search_traces(locations=[exp.experiment_id], return_type="list")
         assert traces and all(KEY not in t.to_json() for t in traces)
