@@ -10,17 +10,11 @@ each within `timeout_seconds` and all within `run_timeout_seconds`, so a slow or
 delays a run by a bounded time and never loses a notice: whatever has no accepted text is sent
 with its template text.
 
-* **Prompts**: `<prompt_prefix>.<kind>.<locale>` in the MLflow prompt registry, loaded by the
-  alias `prompt_alias`; a missing prompt is registered from `notify/prompts/<locale>/<kind>.yaml`
-  and given the alias, so a data scientist can publish a new version and move the alias.
-* **Traces**: every call is a trace in the experiment `notify.llm.experiment` (span type LLM)
-  with the prompt name and version, model, latency, token usage when the server reports it,
-  attempts and the guard verdict (tag `verdict`: `accepted` or the reason's code).
-* **Cache**: `generated_texts`, keyed by a hash of (prompt name and version, model, kind,
-  locale, facts and template body sent); guard rejections are cached too (text NULL), transient
-  failures are not, so the next run asks again.
-* **Record**: `notice_texts` holds, per dedup key, the text's source (`model`, `cache`,
-  `template`) and the reason the template was used.
+* **Prompts** by alias from MLflow's registry, **traces** per call: `notify/genai_mlflow.py`.
+* **Cache** (`generated_texts`, keyed by a hash of prompt name and version, model, kind, locale,
+  facts and body sent; guard rejections cached too, transient failures not, so the next run asks
+  again) and **record** (`notice_texts`: each notice's text source and fallback reason):
+  `notify/text_store.py`.
 """
 
 from __future__ import annotations
@@ -31,15 +25,13 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
+from notify.genai_mlflow import experiment_id, load_prompts, trace_call, use_tracking_uri
 from notify.llm import Answer, Endpoint, check_answer, complete, from_placeholders, to_placeholders
 from notify.render import Generator, RenderError, render
+from notify.text_store import cached_texts, complete_records, due_rows, upsert
 from paycycle.store import GeneratedText, NoticeText
 
 if TYPE_CHECKING:
@@ -50,8 +42,6 @@ if TYPE_CHECKING:
     from paycycle.config import LlmParams, Settings
 
 log = logging.getLogger(__name__)
-PROMPTS_PATH = Path(__file__).resolve().parent / "prompts"
-_CHUNK = 1_000
 
 
 @dataclass(frozen=True)
@@ -108,42 +98,6 @@ def draft_for(row: dict[str, Any]) -> Draft | None:
     )
 
 
-def default_prompt(kind: str, locale: str) -> list[dict[str, str]]:
-    """The chat template kept in git for `kind` and `locale` (`notify/prompts/`)."""
-    import yaml
-
-    data = yaml.safe_load((PROMPTS_PATH / locale / f"{kind}.yaml").read_text())
-    return [
-        {"role": "system", "content": data["system"].strip()},
-        {"role": "user", "content": data["user"].strip()},
-    ]
-
-
-def load_prompts(pairs: set[tuple[str, str]], params: LlmParams) -> dict[tuple[str, str], Any]:
-    """The registered prompt version for each (kind, locale), by alias; registers the git
-    default (and sets the alias) for a prompt the registry does not have yet."""
-    import mlflow.genai
-
-    out = {}
-    for kind, locale in sorted(pairs):
-        name = f"{params.prompt_prefix}.{kind}.{locale}"
-        uri = f"prompts:/{name}@{params.prompt_alias}"
-        try:
-            prompt = mlflow.genai.load_prompt(uri, allow_missing=True)
-        except Exception:  # noqa: BLE001 - MLflow raises its own types when the alias is unset
-            prompt = None
-        if prompt is None:
-            prompt = mlflow.genai.register_prompt(
-                name,
-                default_prompt(kind, locale),
-                commit_message="PayCycle default from notify/prompts",
-                tags={"kind": kind, "locale": locale, "source": "notify/prompts"},
-            )
-            mlflow.genai.set_prompt_alias(name, params.prompt_alias, prompt.version)
-        out[(kind, locale)] = prompt
-    return out
-
-
 def cache_key(prompt: Any, model: str, draft: Draft) -> str:
     """sha256 of everything that decides the model's answer."""
     blob = json.dumps(
@@ -170,59 +124,6 @@ def _messages(prompt: Any, draft: Draft, params: LlmParams) -> list[dict[str, st
         draft=draft.body.strip(),
         max_chars=str(params.max_chars),
     )
-
-
-def _trace(
-    experiment_id: str,
-    prompt: Any,
-    model: str,
-    draft: Draft,
-    messages: Any,
-    a: Answer,
-) -> str | None:
-    """Log one call as an MLflow trace; tracing trouble never stops a notice."""
-    import mlflow
-    from mlflow.tracing.constant import SpanAttributeKey
-
-    verdict = a.code or "accepted"
-    try:
-        span = mlflow.start_span_no_context(
-            "notice.generate",
-            span_type="LLM",
-            inputs={"messages": messages, "model": model},
-            attributes={
-                "prompt.name": prompt.name,
-                "prompt.version": str(prompt.version),
-                "model": model,
-                "kind": draft.kind,
-                "locale": draft.locale,
-            },
-            tags={"verdict": verdict, "kind": draft.kind, "prompt_version": str(prompt.version)},
-            experiment_id=experiment_id,
-            start_time_ns=a.started_ns,
-        )
-        with contextlib.suppress(Exception):
-            from mlflow.tracing.trace_manager import InMemoryTraceManager
-
-            InMemoryTraceManager.get_instance().register_prompt(span.trace_id, prompt)
-        attributes: dict[str, Any] = {
-            "latency_ms": round(a.latency_s * 1000, 1),
-            "attempts": a.attempts,
-            "guard.verdict": verdict,
-            "reason": a.reason or "",
-        }
-        if a.usage:
-            attributes[SpanAttributeKey.CHAT_USAGE] = a.usage
-        span.end(
-            outputs={"text": a.text},
-            attributes=attributes,
-            status="OK" if verdict == "accepted" else "ERROR",
-            end_time_ns=a.ended_ns,
-        )
-        return span.trace_id
-    except Exception as exc:  # noqa: BLE001 - a tracking outage must not block delivery
-        log.warning("notice trace not logged: %s", exc)
-        return None
 
 
 @dataclass
@@ -278,44 +179,59 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-def _upsert(engine: Engine, model: Any, rows: list[dict[str, Any]], update: bool) -> None:
-    if not rows:
-        return
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    table = model.__table__
-    key = [c.name for c in table.primary_key.columns]
-    with engine.begin() as conn:
-        for i in range(0, len(rows), _CHUNK):
-            stmt = insert(table)
-            if update:
-                cols = {c: stmt.excluded[c] for c in rows[0] if c not in key}
-                stmt = stmt.on_conflict_do_update(index_elements=key, set_=cols)
-            else:
-                stmt = stmt.on_conflict_do_nothing(index_elements=key)
-            conn.execute(stmt, rows[i : i + _CHUNK])
+def _select(
+    rows: list[dict[str, Any]], params: LlmParams
+) -> tuple[list[Draft], list[dict[str, Any]]]:
+    """Drafts of the rows whose kind is switched on, and records for those switched off."""
+    drafts: list[Draft] = []
+    records: list[dict[str, Any]] = []
+    for row in rows:
+        if not params.kinds.get(base_kind(row["kind"]), False):
+            off = {"dedup_key": row["dedup_key"], "source": "template"}
+            records.append({**off, "reason": "off: kind switched off"})
+            continue
+        draft = draft_for(row)
+        if draft is not None:
+            drafts.append(draft)
+    return drafts, records
 
 
-def _cached(engine: Engine, keys: list[str]) -> dict[str, tuple[str | None, str | None]]:
-    c = GeneratedText.__table__.c
-    out = {}
-    with engine.connect() as conn:
-        for i in range(0, len(keys), _CHUNK):
-            stmt = select(c.cache_key, c.text, c.reason).where(
-                c.cache_key.in_(keys[i : i + _CHUNK])
-            )
-            out.update({k: (t, r) for k, t, r in conn.execute(stmt)})
-    return out
+def _ask(
+    jobs: list[_Job], endpoint: Endpoint, params: LlmParams
+) -> dict[str, tuple[Answer, str | None]]:
+    """Cache key → (guarded answer, trace id) for each job that finished in time."""
+    if not jobs:
+        return {}
+    exp = experiment_id(params.experiment)
+    by_key = {j.key: j for j in jobs}
+    answers = {}
+    for key, (messages, a) in _run(_generate(jobs, endpoint, params)).items():
+        job = by_key[key]
+        trace = trace_call(
+            exp, job.prompt, endpoint.model, job.draft.kind, job.draft.locale, messages, a
+        )
+        answers[key] = (a, trace)
+    return answers
 
 
-def _experiment_id(name: str) -> str:
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    found = client.get_experiment_by_name(name)
-    return found.experiment_id if found is not None else client.create_experiment(name)
+def _cache_rows(
+    answers: dict[str, tuple[Answer, str | None]], jobs: dict[str, _Job], model: str
+) -> list[dict[str, Any]]:
+    """`generated_texts` rows: accepted texts and guard rejections (not transient failures)."""
+    return [
+        {
+            "cache_key": k,
+            "prompt": f"{jobs[k].prompt.name}/{jobs[k].prompt.version}",
+            "model": model,
+            "kind": jobs[k].draft.kind,
+            "locale": jobs[k].draft.locale,
+            "text": a.text,
+            "reason": a.reason,
+            "trace_id": trace,
+        }
+        for k, (a, trace) in answers.items()
+        if a.text is not None or a.code == "guard"
+    ]
 
 
 def personalise(
@@ -331,91 +247,48 @@ def personalise(
     Returns:
         Lookup key (template body with `[LINK]` + facts) → accepted text, and the step's counts.
     """
-    import mlflow
-
     params = settings.params.notify.llm
     model = settings.llm_model or ""
-    key_secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    endpoint = Endpoint.from_base(settings.llm_url or "", model, key_secret)
+    secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    endpoint = Endpoint.from_base(settings.llm_url or "", model, secret)
     stats = GenerationStats(notices=len(rows))
-    records: list[dict[str, Any]] = []
-    drafts: list[Draft] = []
-    for row in rows:
-        kind = base_kind(row["kind"])
-        if not params.kinds.get(kind, False):
-            records.append(
-                {
-                    "dedup_key": row["dedup_key"],
-                    "source": "template",
-                    "reason": "off: kind switched off",
-                }
-            )
-            continue
-        draft = draft_for(row)
-        if draft is not None:
-            drafts.append(draft)
+    drafts, records = _select(rows, params)
     stats.eligible = len(drafts)
     texts: dict[str, str] = {}
     if drafts:
-        if mlflow.get_tracking_uri() != settings.tracking_uri:
-            # traces still queued for the previous store must not land in the new one
-            with contextlib.suppress(Exception):
-                mlflow.flush_trace_async_logging()
-            mlflow.set_tracking_uri(settings.tracking_uri)
+        use_tracking_uri(settings.tracking_uri)
         prompts = load_prompts({(d.kind, d.locale) for d in drafts}, params)
         keyed = [(cache_key(prompts[(d.kind, d.locale)], model, d), d) for d in drafts]
-        cached = _cached(engine, sorted({k for k, _ in keyed}))
+        cached = cached_texts(engine, sorted({k for k, _ in keyed}))
         jobs: dict[str, _Job] = {}
         for key, d in keyed:
             if key not in cached and key not in jobs:
                 jobs[key] = _Job(key, d, prompts[(d.kind, d.locale)])
         todo = list(jobs.values())[: params.max_calls_per_run]
-        asked = {job.key for job in todo}
-        answers: dict[str, tuple[Answer, str | None]] = {}
-        if todo:
-            experiment_id = _experiment_id(params.experiment)
-            for key, (messages, a) in _run(_generate(todo, endpoint, params)).items():
-                job = jobs[key]
-                trace = _trace(experiment_id, job.prompt, model, job.draft, messages, a)
-                answers[key] = (a, trace)
-            # traces are exported by MLflow's background queue while delivery goes on (flushed
-            # at process exit; `mlflow.flush_trace_async_logging()` waits for them)
+        answers = _ask(todo, endpoint, params)
         stats.calls = len(answers)
-        fresh = [
-            {
-                "cache_key": k,
-                "prompt": f"{jobs[k].prompt.name}/{jobs[k].prompt.version}",
-                "model": model,
-                "kind": jobs[k].draft.kind,
-                "locale": jobs[k].draft.locale,
-                "text": a.text,
-                "reason": a.reason,
-                "trace_id": trace,
-            }
-            for k, (a, trace) in answers.items()
-            if a.text is not None or a.code == "guard"
-        ]
-        _upsert(engine, GeneratedText, fresh, update=False)
+        upsert(engine, GeneratedText, _cache_rows(answers, jobs, model), update=False)
+        asked = {job.key for job in todo}
         for key, d in keyed:
-            prompt = prompts[(d.kind, d.locale)]
-            source, reason = "template", None
             if key in cached:
                 text, reason = cached[key]
-                source = "cache" if text is not None else "template"
+                source = "cache"
             elif key in answers:
                 text, reason = answers[key][0].text, answers[key][0].reason
-                source = "model" if text is not None else "template"
+                source = "model"
             elif key in asked:
                 text, reason = None, f"deadline: no answer within {params.run_timeout_seconds:g}s"
             else:
                 text, reason = None, f"budget: over max_calls_per_run={params.max_calls_per_run}"
-            if text is not None:
+            if text is None:
+                source = "template"
+                code = (reason or "unknown").split(":", 1)[0]
+                stats.fallbacks[code] = stats.fallbacks.get(code, 0) + 1
+            else:
                 texts[d.lookup] = text
                 stats.generated += source == "model"
                 stats.cached += source == "cache"
-            else:
-                code = (reason or "unknown").split(":", 1)[0]
-                stats.fallbacks[code] = stats.fallbacks.get(code, 0) + 1
+            prompt = prompts[(d.kind, d.locale)]
             records.append(
                 {
                     "dedup_key": d.dedup_key,
@@ -426,24 +299,14 @@ def personalise(
                     "cache_key": key,
                 }
             )
-    _upsert(engine, NoticeText, _complete_records(records), update=True)
+    upsert(engine, NoticeText, complete_records(records), update=True)
     if stats.fallbacks:
         log.warning(
             "notice text: %d template fallback(s) %s",
             sum(stats.fallbacks.values()),
-            dict(Counter(stats.fallbacks)),
+            dict(stats.fallbacks),
         )
     return texts, stats
-
-
-def _complete_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Same keys in every row (one executemany); a notice listed twice keeps its last row."""
-    import datetime as dt
-
-    now = dt.datetime.now(dt.UTC)
-    cols = ("source", "reason", "prompt", "model", "cache_key")
-    merged = {r["dedup_key"]: {c: r.get(c) for c in cols} for r in records}
-    return [{"dedup_key": k, **v, "updated_at": now} for k, v in merged.items()]
 
 
 def lookup_generator(texts: dict[str, str]) -> Generator:
@@ -455,18 +318,6 @@ def lookup_generator(texts: dict[str, str]) -> Generator:
         return None if text is None else from_placeholders(text, template_text)
 
     return generate
-
-
-def due_rows(engine: Engine, channel: str) -> list[dict[str, Any]]:
-    """Outbox rows of `channel` that a delivery run may send (not yet sent or dead)."""
-    from notify.outbox import notices
-
-    c = notices.c
-    stmt = select(c.dedup_key, c.kind, c.locale, c.payload).where(
-        c.channel == channel, c.status.in_(("pending", "failed", "sending"))
-    )
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
 def make_generator(
@@ -485,6 +336,6 @@ def make_generator(
             {"dedup_key": r["dedup_key"], "source": "template", "reason": reason} for r in rows
         ]
         with contextlib.suppress(Exception):  # the store may be what failed
-            _upsert(engine, NoticeText, _complete_records(records), update=True)
+            upsert(engine, NoticeText, complete_records(records), update=True)
         return None, GenerationStats(notices=len(rows), fallbacks={"error": len(rows)})
     return lookup_generator(texts), stats
