@@ -1,8 +1,18 @@
 """Billing monitor on PostgreSQL: scan 1M subscriptions for a day's notices, deliver with the
 file channel, and count duplicates / lost notices across a re-run and a SIGKILLed worker.
 
-Run: `python -m benchmarks.bench_notify [--subscriptions N] [--pg URL]`. The store is generated
-set-based inside PostgreSQL (`generate_series`), so only the scan is measured, not the simulator.
+Run: `python -m benchmarks.bench_notify [--subscriptions N] [--llm-notices N]`. The store is
+generated set-based inside PostgreSQL (`generate_series`), so only the scan is measured, not the
+simulator.
+
+Personalised text (`notify.personalise`): `--llm-notices` of the day's notices (amounts made
+distinct, so each one is a model call, not a cache hit) go through the generation step against
+the stand-in OpenAI-compatible server of the tests (`tests/llm_standin.py`) answering in a fixed
+50 ms, at the configured `notify.llm.max_concurrency`, MLflow prompts and traces in a temp SQLite
+store: `llm_generated_per_s` (notices given model text per second, tracing and cache writes
+included; the trace export itself runs in the background and is timed apart as
+`llm_trace_flush_seconds`), `llm_fallback_rate`, and `llm_vs_ideal` (÷ concurrency / answer
+time, for context).
 """
 
 from __future__ import annotations
@@ -125,9 +135,53 @@ def crash_run(url: str, engine, params: NotifyParams, out_dir: Path) -> dict[str
     }
 
 
+def llm_run(url: str, engine, due, n: int, latency: float, tmp: Path) -> dict[str, float]:
+    """The generation step for `n` due notices against a stand-in server answering in `latency`."""
+    import mlflow
+
+    from notify.personalise import personalise
+    from paycycle import config
+    from tests.llm_standin import StandIn
+
+    rows = []
+    for i, rec in enumerate(due.head(n).to_dict("records")):
+        payload = {**rec["payload"], "amount": 10.0 + i / 100}  # distinct facts: no cache hits
+        rows.append({**rec, "payload": payload})
+    server = StandIn(latency=latency).start()
+    try:
+        settings = config.load(
+            database_url=url,
+            mlflow_tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+            llm_url=server.url,
+            llm_model="stand-in",
+        )
+        personalise(engine, settings, rows[:1])  # prompts registered, MLflow store created
+        with timer() as t:
+            _, stats = personalise(engine, settings, rows[1:])
+        with timer() as flush:  # traces go out in the background while delivery runs
+            mlflow.flush_trace_async_logging()
+    finally:
+        server.stop()
+    concurrency = settings.params.notify.llm.max_concurrency
+    per_s = stats.generated / t["seconds"]
+    return {
+        "llm_notices": len(rows) - 1,
+        "llm_calls": server.calls - 1,
+        "llm_generated": stats.generated,
+        "llm_fallback_rate": stats.fallback_rate,
+        "llm_generated_per_s": per_s,
+        "llm_concurrency": concurrency,
+        "llm_answer_ms": latency * 1000,
+        "llm_vs_ideal": per_s / (concurrency / latency),
+        "llm_trace_flush_seconds": flush["seconds"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscriptions", type=int, default=1_000_000)
+    parser.add_argument("--llm-notices", type=int, default=500)
+    parser.add_argument("--llm-latency", type=float, default=0.05)
     args = parser.parse_args()
     with timer() as gen:
         url = fresh_db(args.subscriptions)
@@ -145,6 +199,9 @@ def main() -> None:
         with timer() as dlv:
             stats = deliver(engine, FileChannel(Path(tmp)), params)
         crash = crash_run(url, engine, params, Path(tmp))
+        # MLflow's exporter may still write after the flush: its store outlives the temp dir
+        mlflow_dir = Path(tempfile.mkdtemp(prefix="bench_notify_mlflow_"))
+        llm = llm_run(url, engine, due, args.llm_notices + 1, args.llm_latency, mlflow_dir)
     engine.dispose()
     path = write_result(
         "notify",
@@ -153,6 +210,9 @@ def main() -> None:
             "as_of": AS_OF.isoformat(),
             "backend": "postgresql",
             "batch_size": params.batch_size,
+            "llm_notices": args.llm_notices,
+            "llm_answer_ms": args.llm_latency * 1000,
+            "llm_max_concurrency": params.llm.max_concurrency,
         },
         {
             "scan_seconds_1m": scan * 1_000_000 / args.subscriptions,
@@ -164,12 +224,15 @@ def main() -> None:
             "delivered": stats.sent,
             "generate_seconds": gen["seconds"],
             **crash,
+            **llm,
         },
         {
             "scan_seconds_1m": "<= 60",
             "duplicates": "== 0",
             "lost": "== 0",
             "deliver_per_s": ">= 500",
+            "llm_fallback_rate": "<= 0.01",
+            "llm_generated_per_s": ">= 10",
         },
     )
     print(path.read_text())

@@ -16,8 +16,12 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM :"api_role";
 GRANT SELECT ON scores, customers, subscriptions, plans, addons TO :"api_role";
 -- intents are inserted by the API and settled later by the pipeline (`paycycle saves`)
 GRANT SELECT, INSERT ON cancel_intents TO :"api_role";
+-- /cancel-intent locks the customer's row (SELECT ... FOR NO KEY UPDATE) so two visits cannot
+-- both pass the frequency cap; PostgreSQL asks for UPDATE on some column for that lock, so the
+-- role gets it on the key column only (changing a key is refused by the foreign keys anyway)
+GRANT UPDATE (customer_id) ON customers TO :"api_role";
 -- Idempotency-Key store of /cancel-intent, when the migration that adds it has run
-SELECT format('GRANT SELECT, INSERT, UPDATE ON cancel_intent_keys TO %I', :'api_role')
+SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON cancel_intent_keys TO %I', :'api_role')
 WHERE to_regclass('public.cancel_intent_keys') IS NOT NULL \gexec
 -- the id sequences behind those two tables (BIGSERIAL or identity), and no other sequence
 SELECT format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', s.oid::regclass, :'api_role')

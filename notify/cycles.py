@@ -34,8 +34,9 @@ With ``retention`` params (`paycycle.config.RetentionParams`; the daily run pass
 
 With ``links=True`` (the daily run sets it when ``PAYCYCLE_LINK_SECRET`` is set) every dunning
 notice (``payment_failed``, ``subscription_at_risk``, ``card_expiring``) asks for a signed
-``update_payment_url``; hard declines are flagged (``hard_decline``) and ask for a new card. The payload only names the links
-(``payload["links"] = {field: purpose}``): the outbox signs them when it sends the notice
+``update_payment_url``; hard declines are flagged (``hard_decline``) and ask for a new card. The
+payload only names the links (``payload["links"] = {field: purpose}``): the outbox signs them
+when it sends the notice
 (`notify.outbox.deliver`), so a link's expiry counts from the send, not from the notice day.
 
 Amounts come from the store: plan price (annual price for annual plans) plus the subscription's

@@ -155,18 +155,21 @@ def deliver_due(settings: Settings, channel: str | None = None) -> DeliveryStats
 
     Also the whole of the deliver-only run (`paycycle deliver`, the `outbox-delivery`
     schedule) that retries failed notices whose backoff has passed. Links are signed here, at
-    send time.
+    send time; with a model configured, texts are generated first (`notify.personalise`).
     """
     from notify.channels import make_channel
     from notify.links import make_signer
     from notify.outbox import deliver
+    from notify.personalise import make_generator
 
     channel = channel or settings.params.notify.channel
     signer = make_signer(settings)
     with _engine(settings) as engine:
         sink = make_channel(channel, settings)
         try:
-            return deliver(engine, sink, settings.params.notify, links=signer)
+            # model texts (when PAYCYCLE_LLM_* is set) are ready before the first send
+            generator, _ = make_generator(engine, settings, channel)
+            return deliver(engine, sink, settings.params.notify, links=signer, generator=generator)
         finally:
             sink.close()
 

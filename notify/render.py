@@ -43,7 +43,8 @@ KINDS: dict[str, tuple[str, str | None, bool]] = {
     "trial_ending": ("trial_ending", "trial_end", False),
     "scheduled_cancellation": ("scheduled_cancellation", "ends_on", False),
 }
-Generator = Callable[[str, dict[str, Any]], str]
+# (template body, formatted facts) -> new body, or None to keep the template
+Generator = Callable[[str, dict[str, Any]], str | None]
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -166,8 +167,9 @@ def render(
         kind: notice kind (`renewal_<L>d` kinds share the `renewal` template).
         locale: `pt-BR` or `en` (anything else falls back to `en`).
         payload: the notice payload from the outbox (facts come from the store).
-        generator: optional `(template_text, facts) -> text` personalisation; its output is
-            used only if it keeps the exact amount and date strings.
+        generator: optional `(template_text, facts) -> text | None` personalisation; its
+            output is used only if it keeps the exact amount and date strings (None keeps the
+            template; `notify.personalise.lookup_generator` is the model-backed one).
 
     Returns:
         The rendered text, the formatted facts and whether the generator's text was used.
@@ -194,6 +196,8 @@ def render(
         generated = generator(body, dict(facts))
     except Exception as exc:  # a broken generator must not stop delivery
         return Rendered(subject, body, facts, rejected=f"generator failed: {exc!r}")
+    if generated is None:  # the generator has no text for this notice: the template it is
+        return Rendered(subject, body, facts)
     reason = _check_generated(generated, body, facts)
     if reason:
         return Rendered(subject, body, facts, rejected=reason)

@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -117,6 +118,49 @@ class PromotionParams(Section):
     require_beat_baseline: bool = False
 
 
+NOTICE_KINDS = (
+    "upcoming_charge",
+    "renewal",
+    "payment_failed",
+    "subscription_at_risk",
+    "plan_recommendation",
+    "retention_offer",
+    "card_expiring",
+    "trial_ending",
+    "scheduled_cancellation",
+)
+
+
+class LlmParams(Section):
+    """Personalised notice text (`notify/llm.py`, `notify/personalise.py`). The endpoint, model
+    and key come from the environment (`PAYCYCLE_LLM_URL`, `PAYCYCLE_LLM_MODEL`,
+    `PAYCYCLE_LLM_API_KEY`); unset ⇒ templates only."""
+
+    timeout_seconds: float = Field(10.0, gt=0, le=300)  # per notice, retries included
+    max_concurrency: int = Field(4, ge=1, le=256)  # calls in flight at once
+    max_calls_per_run: int = Field(500, ge=0)  # beyond this, notices keep their template text
+    run_timeout_seconds: float = Field(120.0, gt=0)  # whole generation step of one delivery run
+    retries: int = Field(2, ge=0, le=10)  # on 429, 5xx and connection errors
+    backoff_seconds: float = Field(0.5, ge=0)  # first retry delay; doubles; Retry-After wins
+    temperature: float = Field(0.3, ge=0, le=2)
+    max_tokens: int = Field(400, ge=16)
+    max_chars: int = Field(1200, ge=100)  # guard: longest accepted body
+    min_length_ratio: float = Field(0.5, gt=0, le=1)  # guard: vs the template body's length
+    max_length_ratio: float = Field(2.0, ge=1)
+    prompt_alias: str = Field("production", pattern=r"^[A-Za-z0-9_-]+$")
+    prompt_prefix: str = Field("paycycle-notice", pattern=r"^[A-Za-z0-9_.-]+$")
+    experiment: str = "paycycle-notices-genai"
+    kinds: dict[str, bool] = Field(default_factory=lambda: dict.fromkeys(NOTICE_KINDS, True))
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, bool]) -> dict[str, bool]:
+        unknown = sorted(set(value) - set(NOTICE_KINDS))
+        if unknown:
+            raise ValueError(f"unknown notice kind(s) {unknown}; known: {list(NOTICE_KINDS)}")
+        return value
+
+
 class NotifyParams(Section):
     """Billing monitor (`notify/`): which notices, when, and how delivery retries."""
 
@@ -139,6 +183,7 @@ class NotifyParams(Section):
     sender: str = "billing@paycycle.example"
     webhook_url: str = "http://127.0.0.1:8025/notices"
     webhook_timeout_seconds: float = Field(10.0, gt=0)
+    llm: LlmParams = LlmParams()
 
 
 class RecommendParams(Section):
@@ -298,7 +343,33 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("PREFECT_API_URL", "PAYCYCLE_PREFECT_API_URL")
     )
     optuna_storage: str | None = None  # PAYCYCLE_OPTUNA_STORAGE, e.g. a PostgreSQL URL
+    # an OpenAI-compatible server for personalised notice text (unset: templates only)
+    llm_url: str | None = None  # PAYCYCLE_LLM_URL, e.g. http://127.0.0.1:11434/v1 (Ollama)
+    llm_model: str | None = None  # PAYCYCLE_LLM_MODEL, e.g. llama3.2:3b
+    llm_api_key: SecretStr | None = None  # PAYCYCLE_LLM_API_KEY (hosted APIs; never logged)
     params: Params = Params()
+
+    @field_validator("llm_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("expected an http(s) URL such as http://127.0.0.1:11434/v1")
+        return value.strip().rstrip("/")
+
+    @field_validator("llm_model")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
+    @property
+    def llm_enabled(self) -> bool:
+        """True when both `PAYCYCLE_LLM_URL` and `PAYCYCLE_LLM_MODEL` are set."""
+        return bool(self.llm_url and self.llm_model)
 
     def path(self, relative: Path | str) -> Path:
         """Resolve a project-relative path against `root`."""
@@ -327,6 +398,9 @@ class Settings(BaseSettings):
     @cached_property
     def truth_dir(self) -> Path:
         return self.path(self.params.data.truth_dir)
+
+
+ENV_FIELDS = ("llm_url", "llm_model", "llm_api_key")
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -367,4 +441,7 @@ def load(params_path: Path | str | None = None, **overrides: Any) -> Settings:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        if field in ENV_FIELDS:  # an environment value: name the variable, never echo it
+            raise ConfigError(f"PAYCYCLE_{field.upper()}: {first['msg']}") from None
         raise ConfigError(f"{path.name}: {_describe(first)}") from None

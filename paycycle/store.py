@@ -312,6 +312,43 @@ class CancelIntentKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class GeneratedText(Base):
+    """Cache of model-written notice bodies (migration 0005, `notify/personalise.py`).
+
+    `cache_key` hashes (prompt name and version, model, kind, locale, facts sent); `text` is None
+    when the model's answer was refused by the guard (`reason`), so a re-run does not ask again.
+    """
+
+    __tablename__ = "generated_texts"
+    cache_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    prompt: Mapped[str] = mapped_column(String(255))  # <name>/<version>
+    model: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    trace_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=_utcnow, server_default=func.now()
+    )
+
+
+class NoticeText(Base):
+    """Where each notice's text came from (migration 0005): `model`, `cache` or `template`, and
+    for a template the reason the model's text was not used (timeout, guard verdict, ...)."""
+
+    __tablename__ = "notice_texts"
+    dedup_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    prompt: Mapped[str | None] = mapped_column(String(255))
+    model: Mapped[str | None] = mapped_column(String(255))
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=_utcnow, server_default=func.now()
+    )
+
+
 RAW_MODELS: dict[str, type[Base]] = {
     m.__tablename__: m
     for m in (
