@@ -25,13 +25,15 @@ PROMPTS_PATH = Path(__file__).resolve().parent / "prompts"
 
 
 def use_tracking_uri(uri: str) -> None:
-    """Point MLflow at `uri`; traces still queued for another store are flushed there first."""
+    """Point MLflow (tracking and registry) at `uri`; traces still queued for another store are
+    flushed there first."""
     import mlflow
 
     if mlflow.get_tracking_uri() != uri:
         with contextlib.suppress(Exception):
             mlflow.flush_trace_async_logging()
         mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # prompts live in the registry: never one set elsewhere before
 
 
 def default_prompt(kind: str, locale: str) -> list[dict[str, str]]:

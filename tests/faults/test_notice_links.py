@@ -1,9 +1,9 @@
 """Every link a notice carries must be one the service answers.
 
 The fault: scheduled-cancellation notices carried an `/extend` link that no route served, so a
-customer who clicked it got 401. Here a billing day's notices are built with a link signer and
-rendered in every locale; each URL in the text must point at a self-serve route of the guard and
-carry a token that route accepts for its purpose.
+customer who clicked it got 401. Here a billing day's notices are built with links, signed as
+the outbox signs them at send and rendered in every locale; each URL in the text must point at a
+self-serve route of the guard and carry a token that route accepts for its purpose.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from notify.links import PATHS, LinkSigner, verify
+from notify.links import PATHS, LinkSigner, verify, with_links
 from paycycle.config import NotifyParams, RetentionParams
 from paycycle.tables import read_table
 from serving.selfserve import SELF_SERVE_PATHS
@@ -52,13 +52,14 @@ def test_notices_link_only_to_routes_that_answer(project, store) -> None:  # noq
     signer = LinkSigner(SECRET, r.link_base_url, dt.timedelta(hours=r.link_ttl_hours))
     kinds, links = set(), 0
     for day in (ends - dt.timedelta(days=r.cancellation_days), failed):
-        due = due_notices(store, day, NotifyParams(), retention=r, links=signer)
+        due = due_notices(store, day, NotifyParams(), retention=r, links=True)
         issued = dt.datetime.combine(day, dt.time(), dt.UTC)
         for rec in due.to_dict("records"):
             kinds.add(rec["kind"])
             assert "extend_url" not in rec["payload"]
+            sent = with_links(rec["payload"], rec["customer_id"], signer, issued)  # as the outbox
             for locale in ("en", "pt-BR"):
-                for url in URL.findall(render(rec["kind"], locale, rec["payload"]).body):
+                for url in URL.findall(render(rec["kind"], locale, sent).body):
                     parts = urlsplit(url)
                     assert parts.path in SELF_SERVE_PATHS, url  # any other path needs the API token
                     token = parse_qs(parts.query)["token"][0]

@@ -143,11 +143,15 @@ def test_serve_refuses_weak_secrets_in_one_line(root, env: dict, needle: str) ->
 
 
 def test_env_example_token_is_refused() -> None:
-    """Whoever copies .env.example without editing it gets a service that will not start."""
+    """Whoever copies .env.example without editing it gets a service that will not start (its
+    token is empty; compose refuses too, with "set PAYCYCLE_API_TOKEN"), and so does whoever
+    keeps an old `change-me` placeholder."""
     from serving.credentials import check_api_token
     from tests.conftest import PROJECT_ROOT
 
     lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
     value = next(x.split("=", 1)[1] for x in lines if x.startswith("PAYCYCLE_API_TOKEN="))
-    with pytest.raises(ConfigError, match="placeholder"):
+    with pytest.raises(ConfigError, match="PAYCYCLE_API_TOKEN"):
         check_api_token(value)
+    with pytest.raises(ConfigError, match="placeholder"):
+        check_api_token("change-me-five-0123456789")
