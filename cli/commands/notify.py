@@ -14,6 +14,14 @@ from paycycle import config
 from paycycle.errors import ConfigError
 
 CHANNELS = ("file", "smtp", "webhook")
+ChannelOption = Annotated[
+    str | None, typer.Option(help="file | smtp | webhook (params: notify.channel).")
+]
+
+
+def _check_channel(channel: str | None) -> None:
+    if channel is not None and channel not in CHANNELS:
+        raise ConfigError(f"--channel: unknown {channel!r}; choose {', '.join(CHANNELS)}")
 
 
 def notify(
@@ -23,15 +31,12 @@ def notify(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Compute the notices only; do not enqueue or send.")
     ] = False,
-    channel: Annotated[
-        str | None, typer.Option(help="file | smtp | webhook (params: notify.channel).")
-    ] = None,
+    channel: ChannelOption = None,
 ) -> None:
     """Compute the day's billing notices, enqueue them in the outbox and deliver them."""
     from notify.daily import run_day
 
-    if channel is not None and channel not in CHANNELS:
-        raise ConfigError(f"--channel: unknown {channel!r}; choose {', '.join(CHANNELS)}")
+    _check_channel(channel)
     try:
         day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(dt.UTC).date()
     except ValueError:
@@ -58,15 +63,12 @@ def notify(
 
 
 def deliver(
-    channel: Annotated[
-        str | None, typer.Option(help="file | smtp | webhook (params: notify.channel).")
-    ] = None,
+    channel: ChannelOption = None,
 ) -> None:
     """Deliver the outbox's due notices (new, or failed past their backoff); compute nothing."""
     from notify.daily import deliver_due
 
-    if channel is not None and channel not in CHANNELS:
-        raise ConfigError(f"--channel: unknown {channel!r}; choose {', '.join(CHANNELS)}")
+    _check_channel(channel)
     stats = deliver_due(config.load(), channel)
     Console().print(
         f"sent {stats.sent:,} (already delivered {stats.already_delivered:,}), "
