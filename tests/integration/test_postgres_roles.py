@@ -190,20 +190,27 @@ def test_api_role_cannot_delete_drop_or_write_customers(migrated, attack: str) -
 
 
 def test_roles_sql_is_repeatable_and_covers_the_idempotency_key_table(migrated) -> None:
-    """Re-applied on every start; `cancel_intent_keys` (added by another migration) is granted
-    once it exists, and only then."""
+    """Re-applied on every start; `cancel_intent_keys` (migration 0004) gets exactly what
+    `/cancel-intent` needs: read, insert, and delete of expired keys, never DROP or TRUNCATE."""
     db, owner, api = migrated
-    with owner.begin() as conn:
-        conn.execute(
-            text("CREATE TABLE cancel_intent_keys (id bigserial PRIMARY KEY, key text UNIQUE)")
-        )
-    _denied(api, "INSERT INTO cancel_intent_keys (key) VALUES ('k0')")
-    done = db.apply_roles_sql()
-    assert done.returncode == 0, done.stderr
+    for _ in range(2):
+        done = db.apply_roles_sql()
+        assert done.returncode == 0, done.stderr
     with api.begin() as conn:
-        conn.execute(text("INSERT INTO cancel_intent_keys (key) VALUES ('k1')"))
-        assert conn.execute(text("SELECT key FROM cancel_intent_keys")).scalar_one() == "k1"
-    _denied(api, "DELETE FROM cancel_intent_keys")
+        granted = {
+            priv: conn.execute(
+                text(f"SELECT has_table_privilege('cancel_intent_keys', '{priv}')")
+            ).scalar_one()
+            for priv in ("SELECT", "INSERT", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+        }
+    assert granted == {
+        "SELECT": True,
+        "INSERT": True,
+        "DELETE": True,
+        "TRUNCATE": False,
+        "REFERENCES": False,
+        "TRIGGER": False,
+    }
     _denied(api, "DROP TABLE cancel_intent_keys")
 
 
