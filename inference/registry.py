@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from paycycle import config
 from paycycle.errors import ConfigError, RegistryUnavailable
 
 if TYPE_CHECKING:  # the pyfunc imports this module in a bare environment: no settings stack
@@ -37,7 +38,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 ARTIFACT_TAG = "paycycle.artifact"  # path of the scorer dir inside the model version's artifacts
 SCORER_DIR = "artifacts/scorer"
-_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 # MLflow's own defaults (120 s per request, 7 retries with backoff 2) make an unreachable server
 # cost minutes; ours fail within ~30 s. A value the user set in the environment is kept.
 HTTP_DEFAULTS = {
@@ -101,14 +101,9 @@ def configure(settings: Settings) -> str:
     # MLflow 3 also writes these URIs into os.environ, where the next `config.load()` in this
     # process would take them as configuration (a project's registry leaking into another's):
     # keep the environment as it was; subprocesses get the URI passed explicitly.
-    saved = {key: os.environ.get(key) for key in _URI_ENV}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with config.mlflow_env_kept():
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
     return uri
 
 
@@ -222,8 +217,6 @@ def load_scorer(
     """
     load = loader_for(name)
     if settings is None:
-        from paycycle import config
-
         settings = config.load()
     version = version or alias_version(settings, name, alias)
     if version is None:

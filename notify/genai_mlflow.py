@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from paycycle.config import mlflow_env_kept
 
 if TYPE_CHECKING:
     from notify.llm import Answer
@@ -30,21 +31,12 @@ def use_tracking_uri(uri: str) -> None:
     flushed there first."""
     import mlflow
 
-    # MLflow writes both URIs into os.environ, where subprocesses and the next `config.load()`
-    # would take them as configuration: keep the environment as it was
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    try:
+    with mlflow_env_kept():
         if mlflow.get_tracking_uri() != uri:
             with contextlib.suppress(Exception):
                 mlflow.flush_trace_async_logging()
             mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)  # prompts live in the registry: never one set elsewhere
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def default_prompt(kind: str, locale: str) -> list[dict[str, str]]:

@@ -10,8 +10,10 @@ Each area owns one section model below; add a field there (with a default) and a
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -445,3 +447,22 @@ def load(params_path: Path | str | None = None, **overrides: Any) -> Settings:
         if field in ENV_FIELDS:  # an environment value: name the variable, never echo it
             raise ConfigError(f"PAYCYCLE_{field.upper()}: {first['msg']}") from None
         raise ConfigError(f"{path.name}: {_describe(first)}") from None
+
+
+MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextlib.contextmanager
+def mlflow_env_kept() -> Iterator[None]:
+    """Keep MLflow's URI variables as they were: `mlflow.set_tracking_uri`/`set_registry_uri`
+    write them into os.environ, where subprocesses and the next `load()` would take them as
+    configuration (one project's registry leaking into another's)."""
+    saved = {key: os.environ.get(key) for key in MLFLOW_URI_ENV}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
