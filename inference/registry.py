@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from paycycle import config
 from paycycle.errors import ConfigError, RegistryUnavailable
 
 if TYPE_CHECKING:  # the pyfunc imports this module in a bare environment: no settings stack
@@ -101,7 +100,9 @@ def configure(settings: Settings) -> str:
     # MLflow 3 also writes these URIs into os.environ, where the next `config.load()` in this
     # process would take them as configuration (a project's registry leaking into another's):
     # keep the environment as it was; subprocesses get the URI passed explicitly.
-    with config.mlflow_env_kept():
+    from paycycle.config import mlflow_env_kept  # not at import: the pyfunc has no settings stack
+
+    with mlflow_env_kept():
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
     return uri
@@ -217,6 +218,8 @@ def load_scorer(
     """
     load = loader_for(name)
     if settings is None:
+        from paycycle import config
+
         settings = config.load()
     version = version or alias_version(settings, name, alias)
     if version is None:
