@@ -13,8 +13,17 @@ import sys
 from training import model_package
 
 # installed in the project, absent from every model's requirements.txt and from mlflow's own
-PROJECT_ONLY = ("pydantic_settings", "typer", "rich", "bentoml", "prefect",
-                "evidently", "optuna", "great_expectations", "dvc")
+PROJECT_ONLY = (
+    "pydantic_settings",
+    "typer",
+    "rich",
+    "bentoml",
+    "prefect",
+    "evidently",
+    "optuna",
+    "great_expectations",
+    "dvc",
+)
 
 SCRIPT = """
 import sys
@@ -36,7 +45,9 @@ def test_pyfunc_code_imports_without_project_only_packages():
     assert {"inference", "features", "paycycle"} == set(model_package.CODE_PACKAGES)
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(blocked=set(PROJECT_ONLY))],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("ok")
