@@ -30,7 +30,7 @@ import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {blocked!r}:
-            raise ModuleNotFoundError(f"No module named {{name!r}} (not in the model's requirements)")
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)")
 sys.meta_path.insert(0, Block())
 import inference.pyfunc, inference.mlflow_model  # noqa: F401
 from inference.registry import MODELS, loader_for
