@@ -40,10 +40,14 @@ from paycycle.errors import DataError
 TIME_COLUMN = "logged_at"
 PREDICTION_COLUMN = "churn_probability"
 VERSION_COLUMN = "model_version"
+ID_COLUMN = "prediction_id"  # inference.prediction_ids: joins a served prediction to its outcome
 _counter = itertools.count()
 log = logging.getLogger("paycycle.monitoring.requests")
-# customer ids, predictions, model version, answered at (ns since the epoch), feature columns
-Scored = tuple[list[str | None], np.ndarray, str, int, Mapping[str, np.ndarray]]
+# customer ids, predictions, model version, answered at (ns since the epoch), feature columns,
+# prediction ids
+Scored = tuple[
+    list[str | None], np.ndarray, str, int, Mapping[str, np.ndarray], Sequence[str | None]
+]
 Batch = pd.DataFrame | Scored
 
 
@@ -146,19 +150,22 @@ class RequestLogger:
         probs: np.ndarray,
         version: str,
         columns: Mapping[str, np.ndarray] | None = None,
+        prediction_ids: Sequence[str | None] | None = None,
     ) -> None:
         """Buffer one scored batch; past `flush_rows` a background thread writes the file.
 
         `columns` are the feature columns the model scored (`serving.batching`'s); without them
-        they are built here. Only ids, numbers and arrays are kept, not the request objects, so
-        the buffer adds nothing for the garbage collector to walk."""
+        they are built here. `prediction_ids`, one per customer, go in the `prediction_id`
+        column (null where missing). Only ids, numbers and arrays are kept, not the request
+        objects, so the buffer adds nothing for the garbage collector to walk."""
         if columns is None:
             from features.columns import customers_to_columns
 
             columns = customers_to_columns(customers)
         ids = [_text(getattr(c, "customer_id", None)) for c in customers]
+        pids = list(prediction_ids) if prediction_ids is not None else [None] * len(ids)
         with self._lock:
-            full = self._add((ids, probs, version, time.time_ns(), columns), len(ids))
+            full = self._add((ids, probs, version, time.time_ns(), columns, pids), len(ids))
             full = full and not self._queued
             self._queued = self._queued or full
         if full:  # one flush in flight at a time: no flood of tiny files under load
@@ -301,7 +308,7 @@ def _tail(batch: Batch, rows: int) -> Batch:
     """The newest `rows` rows of a batch."""
     if isinstance(batch, pd.DataFrame):
         return batch.iloc[len(batch) - rows :]
-    ids, probs, version, stamp, columns = batch
+    ids, probs, version, stamp, columns, pids = batch
     start = len(ids) - rows
     return (
         ids[start:],
@@ -309,6 +316,7 @@ def _tail(batch: Batch, rows: int) -> Batch:
         version,
         stamp,
         {name: col[start:] for name, col in columns.items()},
+        pids[start:],
     )
 
 
@@ -326,14 +334,15 @@ def _text(value: object) -> str | None:
 
 def _scored_frame(scored: list[Scored]) -> pd.DataFrame:
     """Buffered batches as one frame, one concatenation per column: the feature columns, the
-    customer id, the prediction, the model version and the time each batch was answered."""
+    customer id, the prediction, its id, the model version and the time each batch was answered."""
     sizes = [len(ids) for ids, *_ in scored]
     names = list(scored[0][4])
-    frame = pd.DataFrame({n: np.concatenate([cols[n] for *_, cols in scored]) for n in names})
+    frame = pd.DataFrame({n: np.concatenate([b[4][n] for b in scored]) for n in names})
     frame["customer_id"] = [i for ids, *_ in scored for i in ids]
     frame[PREDICTION_COLUMN] = np.concatenate([np.ravel(p) for _, p, *_ in scored])
     frame[VERSION_COLUMN] = np.repeat([v for _, _, v, *_ in scored], sizes)
-    stamps = np.repeat(np.array([t for _, _, _, t, _ in scored], dtype="int64"), sizes)
+    frame[ID_COLUMN] = pd.array([i for b in scored for i in b[5]], dtype="string")
+    stamps = np.repeat(np.array([b[3] for b in scored], dtype="int64"), sizes)
     frame[TIME_COLUMN] = pd.to_datetime(stamps, unit="ns", utc=True)
     return frame
 

@@ -19,6 +19,10 @@ import numpy as np
 
 from features.columns import customers_to_columns
 
+Pending = tuple[Sequence[Any], "asyncio.Future[np.ndarray]", Sequence[str] | None]
+# (items, input columns, output, prediction ids) after each model call, on the scoring thread
+Observer = Callable[[Sequence[Any], Any, np.ndarray, list[str | None]], None]
+
 
 class MicroBatcher:
     """Coalesce concurrent `score` calls on one model into single batched calls.
@@ -33,8 +37,9 @@ class MicroBatcher:
             feature columns).
 
     `observer`, when set, is called on the scoring thread after each model call with the
-    batch's items, its input columns and its output: the service's request log takes the
-    columns already built for the model, so logging costs a request nothing.
+    batch's items, its input columns, its output and the items' prediction ids (None where a
+    `submit` gave none): the service's request log takes the columns already built for the
+    model, so logging costs a request nothing.
     """
 
     def __init__(
@@ -52,24 +57,29 @@ class MicroBatcher:
         self._max_rows = max_rows
         self._max_wait_s = max_wait_s
         self._max_items = max_items
-        self._pending: deque[tuple[Sequence[Any], asyncio.Future[np.ndarray]]] = deque()
+        self._pending: deque[Pending] = deque()
         self._running = False
-        self.observer: Callable[[Sequence[Any], Any, np.ndarray], None] | None = None
+        self.observer: Observer | None = None
         self.calls = 0
         self.requests = 0
         self.rows = 0
 
-    async def submit(self, customers: Sequence[Any]) -> np.ndarray:
-        """Score these customers together with whatever else is waiting."""
+    async def submit(
+        self, customers: Sequence[Any], ids: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Score these customers together with whatever else is waiting.
+
+        `ids` (one per customer) are handed to the observer with the batch: prediction ids.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        self._pending.append((customers, future))
+        self._pending.append((customers, future, ids))
         if not self._running:
             self._running = True
             loop.create_task(self._drain())
         return await future
 
-    def _take(self) -> list[tuple[Sequence[Any], asyncio.Future[np.ndarray]]]:
+    def _take(self) -> list[Pending]:
         taken, rows = [], 0
         while self._pending and (not taken or rows + len(self._pending[0][0]) <= self._max_rows):
             item = self._pending.popleft()
@@ -77,12 +87,13 @@ class MicroBatcher:
             rows += len(item[0])
         return taken
 
-    def _run(self, batch: list[tuple[Sequence[Any], asyncio.Future[np.ndarray]]]) -> np.ndarray:
-        customers = batch[0][0] if len(batch) == 1 else [c for part, _ in batch for c in part]
+    def _run(self, batch: list[Pending]) -> np.ndarray:
+        customers = batch[0][0] if len(batch) == 1 else [c for part, *_ in batch for c in part]
         columns = self._to_columns(customers)
         out = np.asarray(self._score(columns))
         if self.observer is not None:
-            self.observer(customers, columns, out)
+            ids = [i for part, _, got in batch for i in (got or [None] * len(part))]
+            self.observer(customers, columns, out, ids)
         return out
 
     async def _gather(self) -> None:
@@ -109,7 +120,7 @@ class MicroBatcher:
                 try:
                     out = await loop.run_in_executor(self._executor, self._run, batch)
                 except Exception as exc:  # every waiter gets the error, the loop keeps going
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
@@ -117,7 +128,7 @@ class MicroBatcher:
                 self.requests += len(batch)
                 self.rows += len(out)
                 start = 0
-                for part, future in batch:
+                for part, future, _ in batch:
                     end = start + len(part)
                     if not future.done():
                         future.set_result(out[start:end])

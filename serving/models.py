@@ -33,6 +33,7 @@ from inference.profiles import (
 from inference.registry import CHAMPION, CHURN_MODEL, OFFERS_MODEL, RECOMMENDER_MODEL
 from paycycle.config import Settings
 from serving.batching import MicroBatcher
+from serving.routing import ChurnRoute
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ class ModelSet:
     recommender: LoadedModel | None = None
     offers: LoadedModel | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    churn_route: ChurnRoute | None = None  # how /churn and /offer are answered (serving.routing)
+
+    def __post_init__(self) -> None:
+        if self.churn_route is None and self.churn is not None:
+            object.__setattr__(self, "churn_route", ChurnRoute(self.churn))
 
     @property
     def ready(self) -> bool:

@@ -178,7 +178,8 @@ class ChurnScore(BaseModel):
     customer_id: str | None = None
     churn_probability: float = Field(ge=0, le=1, description="P(churn in the next 30 days)")
     risk_band: RiskBand
-    model_version: str
+    model_version: str = Field(description="the paycycle-churn version that answered")
+    prediction_id: str = Field(description="joins this prediction to its outcome (monitoring)")
 
 
 class RankedItem(BaseModel):
@@ -210,6 +211,7 @@ class OfferDecision(BaseModel):
     churn_probability: float = Field(ge=0, le=1)
     model_version: str = Field(description="churn model version (paycycle-churn)")
     policy_version: str = Field(description="offer policy version (paycycle-offers)")
+    prediction_id: str = Field(description="id of the churn prediction behind this decision")
 
 
 class ModelStatus(BaseModel):

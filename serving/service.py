@@ -186,22 +186,30 @@ class PayCycle:
     @bentoml.api(route="/churn")
     async def churn(self, customers: Customers) -> list[ChurnScore]:
         """P(churn in the next 30 days) per customer, with its risk band and model version."""
-        model = self._models.churn
-        if model is None:
+        route = self._models.churn_route
+        if route is None:
             return _unavailable("no churn model loaded; see /readyz")
-        probs = await model.batcher.submit(customers)
+        answer = await route.score(customers)  # (the batcher logged the batch for the monitor)
+        probs = answer.probs
         if not np.isfinite(probs).all():
             return _not_finite(probs)
-        version = model.version  # (the batcher already logged the batch for the monitor)
         return _json(
             [
                 {
                     "customer_id": c.customer_id,
                     "churn_probability": p,
                     "risk_band": b,
-                    "model_version": version,
+                    "model_version": v,
+                    "prediction_id": i,
                 }
-                for c, p, b in zip(customers, probs.tolist(), self._risk_band(probs), strict=True)
+                for c, p, b, v, i in zip(
+                    customers,
+                    probs.tolist(),
+                    self._risk_band(probs),
+                    answer.versions,
+                    answer.prediction_ids,
+                    strict=True,
+                )
             ]
         )
 
@@ -238,17 +246,18 @@ class PayCycle:
         kept − cost) with the registered policy's acceptance model and retention effects.
         """
         models = self._models
-        churn, policy = models.churn, models.offers
-        if churn is None or policy is None:
+        route, policy = models.churn_route, models.offers
+        if route is None or policy is None:
             return _unavailable("no churn model or offer policy loaded; see /readyz")
-        probs = await churn.batcher.submit(customers)
+        answer = await route.score(customers)
+        probs = answer.probs
         if not np.isfinite(probs).all():
             return _not_finite(probs)
         try:
             rows = await policy.batcher.submit(list(zip(customers, probs.tolist(), strict=True)))
         except DataError as exc:
             return _data_error(exc)
-        churn_version, policy_version = churn.version, policy.version
+        policy_version = policy.version
         return _json(
             [
                 {
@@ -258,11 +267,17 @@ class PayCycle:
                     "accept_probability": float(p_accept),
                     "reason": reason,
                     "churn_probability": p,
-                    "model_version": churn_version,
+                    "model_version": v,
                     "policy_version": policy_version,
+                    "prediction_id": i,
                 }
-                for c, p, (offer, ev, p_accept, reason) in zip(
-                    customers, probs.tolist(), rows, strict=True
+                for c, p, v, i, (offer, ev, p_accept, reason) in zip(
+                    customers,
+                    probs.tolist(),
+                    answer.versions,
+                    answer.prediction_ids,
+                    rows,
+                    strict=True,
                 )
             ]
         )
@@ -327,11 +342,16 @@ def _data_error(exc: DataError) -> Response:
 
 
 def _log_batch(
-    requests: RequestLogger, version: str, customers: list, columns: dict, probs: np.ndarray
+    requests: RequestLogger,
+    version: str,
+    customers: list,
+    columns: dict,
+    probs: np.ndarray,
+    ids: list[str | None],
 ) -> None:
     """The churn batcher's observer: every scored batch (from /churn and /offer) with the
-    feature columns it was scored on, for the drift monitor."""
-    requests.log_scored(customers, probs, version, columns)
+    feature columns it was scored on and its prediction ids, for the monitor."""
+    requests.log_scored(customers, probs, version, columns, ids)
 
 
 def _request_logger(settings) -> RequestLogger | None:

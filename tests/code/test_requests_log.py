@@ -68,6 +68,7 @@ def test_batcher_observer_logs_the_scored_columns_like_the_plain_path(tmp_path: 
 
     import numpy as np
 
+    from inference.prediction_ids import new_ids
     from serving.batching import MicroBatcher
     from serving.schemas import Customer
 
@@ -80,17 +81,23 @@ def test_batcher_observer_logs_the_scored_columns_like_the_plain_path(tmp_path: 
     observed, plain = RequestLogger(tmp_path / "observed"), RequestLogger(tmp_path / "plain")
     with ThreadPoolExecutor(1) as pool:
         batcher = MicroBatcher(lambda cols: cols["subscription_duration"] / 10, pool)
-        batcher.observer = lambda items, cols, out: observed.log_scored(items, out, "9", cols)
+        batcher.observer = lambda items, cols, out, ids: observed.log_scored(
+            items, out, "9", cols, ids
+        )
 
         async def score() -> list[np.ndarray]:
-            return await asyncio.gather(batcher.submit(batch[:2]), batcher.submit(batch[2:]))
+            return await asyncio.gather(
+                batcher.submit(batch[:2], ids[:2]), batcher.submit(batch[2:], ids[2:])
+            )
 
+        ids = new_ids(len(batch))
         probs = np.concatenate(asyncio.run(score()))
-    plain.log_scored(batch, probs, "9")
+    plain.log_scored(batch, probs, "9", prediction_ids=ids)
     observed.close()
     plain.close()
     got, want = read_requests(tmp_path / "observed"), read_requests(tmp_path / "plain")
     assert got["churn_probability"].tolist() == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert got["prediction_id"].tolist() == ids and len(set(ids)) == 5
     cols = [c for c in want.columns if c != TIME_COLUMN]
     pd.testing.assert_frame_equal(got[cols], want[cols])
 
