@@ -49,13 +49,20 @@ def env_example() -> set[str]:
     return set(env_example_values())
 
 
+# secrets a deployment may leave out (no key for a local Ollama): empty is their only default
+OPTIONAL_SECRETS = {"PAYCYCLE_LLM_API_KEY"}
+
+
 def secret_defaults(compose_text: str) -> list[str]:
     """Secret-looking variables that compose would fill with a default (`${VAR:-x}`, `${VAR-x}`)
-    or use without demanding them (`${VAR}`): anything but `${VAR:?message}`."""
+    or use without demanding them (`${VAR}`): anything but `${VAR:?message}`, or `${VAR:-}`
+    for an optional one."""
     return [
         m.group(0)
         for m in VAR.finditer(compose_text)
-        if SECRET_NAME.search(m.group(1)) and m.group(2) != ":?"
+        if SECRET_NAME.search(m.group(1))
+        and m.group(2) != ":?"
+        and not (m.group(1) in OPTIONAL_SECRETS and m.group(0) == f"${{{m.group(1)}:-}}")
     ]
 
 
@@ -96,6 +103,7 @@ def test_every_variable_is_documented_in_env_example() -> None:
         ("X: postgresql://u:${PAYCYCLE_DB_API_PASSWORD-pw}@db/x", "${PAYCYCLE_DB_API_PASSWORD-pw}"),
         ("X: ${PAYCYCLE_API_TOKEN}", "${PAYCYCLE_API_TOKEN}"),
         ("X: ${MLFLOW_FLASK_SERVER_SECRET_KEY:+x}", "${MLFLOW_FLASK_SERVER_SECRET_KEY:+x}"),
+        ("X: ${PAYCYCLE_LLM_API_KEY:-sk-test}", "${PAYCYCLE_LLM_API_KEY:-sk-test}"),
     ],
 )
 def test_the_check_catches_a_defaulted_secret(hostile: str, caught: str) -> None:
