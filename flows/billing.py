@@ -71,6 +71,21 @@ def deliver_notices(settings: Settings, channel: str) -> DeliveryStats:
     return stats
 
 
+@task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE, log_prints=True)
+def purge_idempotency_keys(settings: Settings) -> int:
+    """Forget `/cancel-intent` answers past their replay window (24 h)."""
+    from paycycle.store import make_engine
+    from retention.saves import purge_expired_keys
+
+    engine = make_engine(settings.db_url)
+    try:
+        purged = purge_expired_keys(engine)
+    finally:
+        engine.dispose()
+    print(f"purged {purged} expired Idempotency-Key answers")
+    return purged
+
+
 @flow(name="daily-billing", log_prints=True)
 def daily_billing(
     as_of: dt.date | None = None,
@@ -87,7 +102,8 @@ def daily_billing(
         root: project root (default: the installed project / `$PAYCYCLE_ROOT`).
 
     Returns:
-        Counts: notices due, enqueued/duplicates/dead, and delivery figures.
+        Counts: notices due, enqueued/duplicates/dead, delivery figures, and the expired
+        `/cancel-intent` Idempotency-Key answers purged.
     """
     from notify.daily import DaySteps, run_day
     from paycycle import config
@@ -95,7 +111,10 @@ def daily_billing(
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     settings = config.load(root=root) if root else config.load()
     steps = DaySteps(compute_notices, summarize_notices, enqueue_notices, deliver_notices)
-    return run_day(settings, as_of, channel, dry_run, steps=steps).as_dict()
+    result = run_day(settings, as_of, channel, dry_run, steps=steps).as_dict()
+    if not dry_run:
+        result["idempotency_keys_purged"] = purge_idempotency_keys(settings)
+    return result
 
 
 @flow(name="outbox-delivery", log_prints=True)

@@ -11,7 +11,8 @@ the customer (PostgreSQL: ``SELECT … FOR NO KEY UPDATE`` on the customer's row
 ``BEGIN IMMEDIATE``, its one write lock), so two simultaneous visits cannot both pass the
 frequency cap. A visit sent with an idempotency key stores its answer in ``cancel_intent_keys``;
 the same key and body within ``KEY_REPLAY_WINDOW`` get that answer again (nothing new recorded),
-the same key with another body is refused (`KeyReuseError`).
+the same key with another body is refused (`KeyReuseError`). Answers past the window are
+deleted when their key comes back and by `purge_expired_keys`, which the daily billing flow runs.
 
 **Saves.** A visit counts as a save only if the customer's subscription is still live
 ``save_days`` after it, checked against the store's ``subscriptions.cancelled_at``
@@ -131,6 +132,19 @@ def record_intent(
         return _record_once(
             engine, customer_id, reason, as_of, params, idempotency_key, digest, now
         )
+
+
+def purge_expired_keys(engine: Engine, now: dt.datetime | None = None) -> int:
+    """Delete the stored `Idempotency-Key` answers older than `KEY_REPLAY_WINDOW`.
+
+    Returns:
+        How many were deleted. Safe beside live visits: an expired key would be replaced anyway.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    k = CancelIntentKey
+    with engine.begin() as conn:
+        gone = conn.execute(delete(k).where(k.created_at <= now - KEY_REPLAY_WINDOW))
+    return int(gone.rowcount or 0)
 
 
 def _lock_customer(conn: Connection, customer_id: int) -> None:

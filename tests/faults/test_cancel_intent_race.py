@@ -21,7 +21,7 @@ from paycycle.config import RetentionParams
 from paycycle.holdout import in_holdout
 from paycycle.loader import load_raw
 from paycycle.store import CancelIntent, CancelIntentKey, Subscription, make_engine, upgrade
-from retention.saves import KeyReuseError, record_intent
+from retention.saves import KeyReuseError, purge_expired_keys, record_intent
 
 PARAMS = RetentionParams(holdout_share=0.0)  # every customer may get an offer
 DAY = dt.date(2026, 6, 1)
@@ -177,3 +177,16 @@ def test_key_replays_for_24_hours_then_records_a_new_visit(store_url: str) -> No
         keys = conn.execute(select(func.count()).select_from(CancelIntentKey)).scalar_one()
     engine.dispose()
     assert keys == 1 and len(_intents(store_url, customer)) == 2
+
+
+def test_expired_keys_are_purged_without_touching_live_ones(store_url: str) -> None:
+    """Keys never sent again must not pile up: the daily purge deletes those past the window."""
+    old, fresh = _customers(store_url, 2)
+    engine = make_engine(store_url)
+    record_intent(engine, **_visit(old, key="old-key"))
+    record_intent(engine, **{**_visit(fresh, key="fresh-key"), "now": NOW + dt.timedelta(hours=20)})
+    assert purge_expired_keys(engine, now=NOW + dt.timedelta(hours=25)) == 1
+    with engine.connect() as conn:
+        left = conn.execute(select(CancelIntentKey.idempotency_key)).scalars().all()
+    engine.dispose()
+    assert left == ["fresh-key"] and len(_intents(store_url, old)) == 1  # the visit stays
