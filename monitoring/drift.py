@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features import schema
+from monitoring import report_rule
 from monitoring.decision import Decision, Thresholds, detect_drift
 
 STRATA = ("segment", "acquisition_channel")
@@ -88,7 +89,9 @@ def _evidently_frame(
     if predictions is not None:
         out[PREDICTION] = np.asarray(predictions, float)
     if labels is not None:
-        out[TARGET] = np.asarray(labels, float)
+        y = np.asarray(labels, float)
+        if np.isfinite(y).all():  # Evidently's classification needs 0/1 integers, no gaps
+            out[TARGET] = y.astype(int)
     return out
 
 
@@ -98,18 +101,36 @@ def run_evidently(
     with_predictions: bool,
     with_labels: bool,
     html_path: Path,
-    drift_share: float = 0.5,
+    thresholds: Thresholds | None = None,
+    decision: Decision | None = None,
 ) -> dict[str, Any]:
     """Render the Evidently report to `html_path`; return Evidently's per-column drift by name.
 
-    `drift_share` sets Evidently's own (unweighted) dataset-drift headline; our verdict, with
-    importance weights and the reasons, is in the JSON summary and the index.
+    Every column is tested with our rule (`monitoring.report_rule`): the features with their
+    thresholds from `decision` (the verdict's feature table), the prediction with
+    `prediction_psi_threshold`, so each column's drift flag in the HTML is the verdict's. With
+    labels, Evidently's `ClassificationPreset` shows the realized quality. Evidently's own
+    dataset-drift headline is an unweighted share with `share_threshold`; the weighted verdict
+    and its reasons are in the JSON summary and the index.
+
+    Args:
+        reference, current: the report's (sampled) frames, `_evidently_frame` columns.
+        with_predictions: frames carry `prediction` (adds prediction drift).
+        with_labels: frames carry `target` (adds the classification preset).
+        html_path: where the HTML goes.
+        thresholds: the rule's knobs (defaults of `Thresholds` if None).
+        decision: the verdict on the full windows; None decides on these frames.
     """
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
-    from evidently.metrics import RocAuc, ValueDrift
-    from evidently.presets import DataDriftPreset
+    from evidently.metrics import ValueDrift
+    from evidently.presets import ClassificationQuality, DataDriftPreset
 
+    thresholds = thresholds or Thresholds()
     features = [c for c in schema.COLUMNS if c in reference.columns]
+    if decision is None:
+        scores = (reference[PREDICTION], current[PREDICTION]) if with_predictions else None
+        decision = detect_drift(reference, current, thresholds, predictions=scores)
+    report_rule.register()
     numeric = [c for c in features if c in schema.NUMERIC]
     categorical = [c for c in features if c in schema.CATEGORICAL]
     labelled = with_labels and with_predictions
@@ -120,14 +141,32 @@ def run_evidently(
         if labelled
         else None,
     )
-    metrics: list[Any] = [DataDriftPreset(columns=features, drift_share=drift_share)]
+    limits = {str(f["column"]): float(f["threshold"]) for f in decision.features}
+    metrics: list[Any] = [
+        DataDriftPreset(
+            columns=features,
+            drift_share=thresholds.share_threshold,
+            per_column_method={c: report_rule.FEATURE_TEST for c in features},
+            per_column_threshold={c: limits.get(c, thresholds.psi_threshold) for c in features},
+        )
+    ]
     if with_predictions:
-        metrics.append(ValueDrift(column=PREDICTION))
+        metrics.append(
+            ValueDrift(
+                column=PREDICTION,
+                method=report_rule.PREDICTION_TEST,
+                threshold=thresholds.prediction_psi_threshold,
+            )
+        )
     if labelled:
-        metrics.append(RocAuc())
+        metrics.append(ClassificationQuality(conf_matrix=True, pr_curve=True))
     ref_ds = Dataset.from_pandas(reference, data_definition=definition)
     cur_ds = Dataset.from_pandas(current, data_definition=definition)
-    snapshot = Report(metrics).run(reference_data=ref_ds, current_data=cur_ds)
+    figures = report_rule.figures_from_decision(decision, thresholds.alpha, thresholds.bins)
+    with report_rule.verdict_figures(figures):
+        snapshot = Report(metrics, include_tests=True).run(
+            reference_data=ref_ds, current_data=cur_ds
+        )
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
     return _read_results(snapshot.dict())
@@ -138,22 +177,37 @@ def _metric_type(entry: Mapping[str, Any]) -> str:
     return kind.rsplit(":", 1)[-1] or str(entry.get("metric_name", "")).split("(")[0]
 
 
+CLASSIFICATION = ("Accuracy", "Precision", "Recall", "F1Score", "RocAuc", "LogLoss")
+
+
 def _read_results(result: Mapping[str, Any]) -> dict[str, Any]:
-    """Pick Evidently's numbers by metric type and column name, never by list position."""
+    """Pick Evidently's numbers by metric type and column name, never by list position.
+
+    A column's `drifted` flag is the status of its ValueDrift test (FAIL = drift detected).
+    """
     out: dict[str, Any] = {"columns": {}}
+    flags = {}
+    for test in result.get("tests", []):
+        column = test.get("metric_config", {}).get("params", {}).get("column")
+        if column is not None and str(test.get("name", "")).startswith("Value Drift"):
+            flags[column] = str(test.get("status", "")).upper().endswith("FAIL")
     for entry in result.get("metrics", []):
         kind, config, value = _metric_type(entry), entry.get("config", {}), entry.get("value")
         if kind == "ValueDrift":
-            out["columns"][config.get("column")] = {
+            column = config.get("column")
+            out["columns"][column] = {
                 "method": config.get("method"),
                 "threshold": config.get("threshold"),
                 "score": value,
+                "drifted": flags.get(column),
             }
         elif kind == "DriftedColumnsCount" and isinstance(value, Mapping):
             out["drifted_columns"] = value.get("count")
             out["drifted_share"] = value.get("share")
-        elif kind == "RocAuc":
-            out["roc_auc"] = value
+        elif kind in CLASSIFICATION:
+            out.setdefault("classification", {})[kind] = value
+    if "RocAuc" in out.get("classification", {}):
+        out["roc_auc"] = out["classification"]["RocAuc"]
     return out
 
 
@@ -275,7 +329,7 @@ def drift_report(
         None if predictions is None else predictions[1],
         None if labels is None else labels[1],
     )
-    with_labels = labels is not None and labels[0] is not None and labels[1] is not None
+    with_labels = TARGET in ref_e.columns and TARGET in cur_e.columns
     if not with_labels:
         ref_e, cur_e = (
             ref_e.drop(columns=TARGET, errors="ignore"),
@@ -284,7 +338,7 @@ def drift_report(
     ref_s = stratified_sample(ref_e, sample_rows, seed=1)
     cur_s = stratified_sample(cur_e, sample_rows, seed=2)
     evidently = run_evidently(
-        ref_s, cur_s, predictions is not None, with_labels, html_path, thresholds.share_threshold
+        ref_s, cur_s, predictions is not None, with_labels, html_path, thresholds, decision
     )
     t2 = time.perf_counter()
 
