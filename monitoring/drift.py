@@ -8,15 +8,16 @@ strata = segment × acquisition channel, so small segments keep their share). It
     reports/drift/<date>/<name>.html   Evidently report (data drift, prediction drift, quality)
     reports/drift/<date>/<name>.json   summary: verdict, reasons, per-feature stats, Evidently's
                                        own per-column drift read by metric name
-    reports/index.html                 every report with its verdict, rebuilt from the JSONs
+    reports/index.html                 every report with its verdict and trend charts, rebuilt
+                                       from the JSONs (`monitoring.index_page`)
 
-so tools and the index never parse HTML.
+so tools and the index never parse HTML. Every column of the Evidently report is tested with our
+own rule and thresholds (`monitoring.report_rule`), so its per-column flags are the verdict's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import re
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ import pandas as pd
 from features import schema
 from monitoring import report_rule
 from monitoring.decision import Decision, Thresholds, detect_drift
+from monitoring.index_page import write_index
 
 STRATA = ("segment", "acquisition_channel")
 PREDICTION = "prediction"
@@ -209,52 +211,6 @@ def _read_results(result: Mapping[str, Any]) -> dict[str, Any]:
     if "RocAuc" in out.get("classification", {}):
         out["roc_auc"] = out["classification"]["RocAuc"]
     return out
-
-
-def write_index(reports_dir: Path) -> Path:
-    """Rebuild `reports/index.html` from every `drift/<date>/<name>.json` summary."""
-    rows = []
-    for path in sorted((reports_dir / "drift").glob("*/*.json"), reverse=True):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        rows.append((path, summary))
-    body = []
-    for path, s in rows:
-        rel = path.with_suffix(".html").relative_to(reports_dir).as_posix()
-        verdict = "DRIFT" if s.get("drift") else "no drift"
-        css = "drift" if s.get("drift") else "ok"
-        reasons = "; ".join(s.get("reasons", [])) or "—"
-        body.append(
-            f"<tr class='{css}'><td>{html.escape(str(s.get('date', '')))}</td>"
-            f"<td><a href='{html.escape(rel)}'>{html.escape(str(s.get('name', '')))}</a></td>"
-            f"<td>{verdict}</td><td>{float(s.get('share', 0.0)):.3f}</td>"
-            f"<td>{s.get('rows', {}).get('current', '')}</td>"
-            f"<td>{html.escape(reasons)}</td></tr>"
-        )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>PayCycle drift reports</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .4rem .6rem; text-align: left; }}
-tr.drift td:nth-child(3) {{ color: #b00020; font-weight: 600; }}
-tr.ok td:nth-child(3) {{ color: #1b5e20; }}
-</style></head><body>
-<h1>PayCycle drift reports</h1>
-<p>{len(rows)} report(s), newest first. Verdict rule: <code>monitoring/decision.py</code>;
-thresholds: <code>params.yaml</code> → <code>drift</code>.</p>
-<table><thead><tr><th>date</th><th>report</th><th>verdict</th><th>weighted drift share</th>
-<th>current rows</th><th>reasons</th></tr></thead>
-<tbody>
-{chr(10).join(body)}
-</tbody></table></body></html>
-"""
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    index = reports_dir / "index.html"
-    index.write_text(page)
-    return index
 
 
 def _jsonable(value: Any) -> Any:
