@@ -111,9 +111,11 @@ def run_evidently(
     Every column is tested with our rule (`monitoring.report_rule`): the features with their
     thresholds from `decision` (the verdict's feature table), the prediction with
     `prediction_psi_threshold`, so each column's drift flag in the HTML is the verdict's. With
-    labels, Evidently's `ClassificationPreset` shows the realized quality. Evidently's own
-    dataset-drift headline is an unweighted share with `share_threshold`; the weighted verdict
-    and its reasons are in the JSON summary and the index.
+    labels, Evidently's `ClassificationQuality` preset shows the realized quality. Evidently's
+    dataset-drift headline compares an unweighted share of drifted columns with `drift_share`;
+    it cannot weight columns, so `drift_share` is set from the verdict (`_headline_share`) and
+    the headline says what the weighted rule said. The weights and reasons are in the JSON
+    summary and the index.
 
     Args:
         reference, current: the report's (sampled) frames, `_evidently_frame` columns.
@@ -147,7 +149,7 @@ def run_evidently(
     metrics: list[Any] = [
         DataDriftPreset(
             columns=features,
-            drift_share=thresholds.share_threshold,
+            drift_share=_headline_share(decision, features),
             per_column_method={c: report_rule.FEATURE_TEST for c in features},
             per_column_threshold={c: limits.get(c, thresholds.psi_threshold) for c in features},
         )
@@ -174,6 +176,13 @@ def run_evidently(
     return _read_results(snapshot.dict())
 
 
+def _headline_share(decision: Decision, features: list[str]) -> float:
+    """Evidently's `drift_share` that makes its unweighted headline agree with our verdict:
+    the drifted columns' share itself when the weighted rule says data drift, above it if not."""
+    drifted = sum(bool(f["drifted"]) for f in decision.features if f["column"] in features)
+    return (drifted if decision.data_drift else drifted + 0.5) / max(len(features), 1)
+
+
 def _metric_type(entry: Mapping[str, Any]) -> str:
     kind = str(entry.get("config", {}).get("type", ""))
     return kind.rsplit(":", 1)[-1] or str(entry.get("metric_name", "")).split("(")[0]
@@ -185,14 +194,21 @@ CLASSIFICATION = ("Accuracy", "Precision", "Recall", "F1Score", "RocAuc", "LogLo
 def _read_results(result: Mapping[str, Any]) -> dict[str, Any]:
     """Pick Evidently's numbers by metric type and column name, never by list position.
 
-    A column's `drifted` flag is the status of its ValueDrift test (FAIL = drift detected).
+    A column's `drifted` flag is the status of its ValueDrift test (FAIL = drift detected);
+    `dataset_drift` is the status of the drifted-columns share test (the report's headline).
     """
     out: dict[str, Any] = {"columns": {}}
     flags = {}
     for test in result.get("tests", []):
         column = test.get("metric_config", {}).get("params", {}).get("column")
-        if column is not None and str(test.get("name", "")).startswith("Value Drift"):
-            flags[column] = str(test.get("status", "")).upper().endswith("FAIL")
+        name, failed = (
+            str(test.get("name", "")),
+            str(test.get("status", "")).upper().endswith("FAIL"),
+        )
+        if column is not None and name.startswith("Value Drift"):
+            flags[column] = failed
+        elif name.startswith("Share of Drifted Columns"):  # Evidently's dataset-drift headline
+            out["dataset_drift"] = failed
     for entry in result.get("metrics", []):
         kind, config, value = _metric_type(entry), entry.get("config", {}), entry.get("value")
         if kind == "ValueDrift":

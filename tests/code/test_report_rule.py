@@ -30,3 +30,19 @@ def test_verdict_figures_win_over_the_sample_inside_the_block() -> None:
         assert report_rule.feature_rule(ref, ref, "cat", 0.3) == (0.2, False)
         assert report_rule.prediction_rule(ref, ref, "num", 0.1) == (0.05, False)
     assert report_rule.feature_rule(ref, ref, "cat", 0.1)[1] is False  # outside: on the data
+
+
+@pytest.mark.parametrize(("data_drift", "drifted"), [(False, 1), (True, 1), (False, 0), (True, 3)])
+def test_evidently_headline_share_agrees_with_the_weighted_verdict(
+    data_drift: bool, drifted: int
+) -> None:
+    """Evidently says dataset drift when drifted/n >= drift_share: that must equal our verdict,
+    e.g. one unimportant column of 22 (4.5% > share_threshold 4%) is no drift once weighted."""
+    from monitoring.decision import Decision
+    from monitoring.drift import _headline_share
+
+    columns = [f"c{i}" for i in range(22)]
+    features = [{"column": c, "drifted": i < drifted} for i, c in enumerate(columns)]
+    decision = Decision(data_drift, 0.0, data_drift, None, None, [], features)
+    share = _headline_share(decision, columns)
+    assert (drifted / len(columns) >= share) == data_drift

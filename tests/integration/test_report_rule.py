@@ -44,6 +44,7 @@ def test_evidently_flags_equal_the_verdicts(result) -> None:
     assert any(ours.values()) and not all(ours.values())  # some columns drift, others do not
     assert {c: theirs[c] for c in ours} == ours
     assert result.evidently["drifted_columns"] == sum(ours.values())
+    assert result.evidently["dataset_drift"] == result.decision.data_drift  # the headline too
     for column, entry in result.evidently["columns"].items():
         assert entry["method"].startswith("paycycle"), column
     thresholds = {f["column"]: f["threshold"] for f in result.decision.features}
