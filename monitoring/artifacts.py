@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.index_page import PERFORMANCE_FILE, read_json
+from monitoring.index_page import PERFORMANCE_FILE, read_json, report_series
 
 MISSING = "—"
 
@@ -117,7 +117,7 @@ def monitoring_artifact(
     ]
     common = {"report": name, "window": window, "verdict": verdict, "reasons": "; ".join(reasons)}
     return ArtifactContent(
-        key=artifact_key("monitoring", name),
+        key=artifact_key("monitoring", report_series(name)),  # one key per series: versions
         markdown="\n".join(lines) + "\n",
         table=[{**common, **r} for r in versions],
         description=f"Monitoring {name}: {verdict}",

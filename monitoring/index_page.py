@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,20 @@ def _window(summary: dict[str, Any]) -> str:
     return str(summary.get("current_as_of") or summary.get("date", ""))[:10]
 
 
+def report_series(name: str) -> str:
+    """The series a report belongs to: its name without the run's `-HHMMSS` suffix
+    (`monitoring.loop.report_name`), so daily runs form one trend."""
+    return re.sub(r"-\d{6}$", "", name) or name
+
+
 def drift_share_chart(summaries: list[tuple[Path, dict[str, Any]]]) -> str:
-    """Weighted drift share per report name over windows, with the share threshold."""
+    """Weighted drift share per report series over windows, with the share threshold (the
+    newest run wins when a window was checked more than once)."""
     xs = sorted({_window(s) for _, s in summaries})
     by_name: dict[str, dict[str, float | None]] = {}
-    for _, s in summaries:
-        by_name.setdefault(str(s.get("name", "")), {})[_window(s)] = float(s.get("share", 0.0))
+    for _, s in reversed(summaries):  # oldest first, so newer runs overwrite
+        series = by_name.setdefault(report_series(str(s.get("name", ""))), {})
+        series[_window(s)] = float(s.get("share", 0.0))
     rules = [s.get("thresholds", {}).get("share_threshold") for _, s in summaries]
     rule = next((float(r) for r in rules if r is not None), None)
     series = [Series(name, points) for name, points in sorted(by_name.items())]

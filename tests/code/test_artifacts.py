@@ -11,7 +11,7 @@ from monitoring.artifacts import (
     promotion_artifact,
     window_performance,
 )
-from monitoring.index_page import write_index
+from monitoring.index_page import drift_share_chart, read_summaries, write_index
 from tests.monitoring_files import performance, write_window
 
 
@@ -53,6 +53,17 @@ def test_promotion_artifact_lists_challenger_against_champion() -> None:
 
 def test_artifact_keys_are_prefect_safe() -> None:
     assert re.fullmatch(r"[a-z0-9-]+", artifact_key("monitoring", "Usage_Drop 2026/05"))
+
+
+def test_runs_of_one_report_form_one_series_newest_wins(tmp_path: Path) -> None:
+    write_window(tmp_path, "2026-03-01", 0.01, name="daily-060000")
+    write_window(tmp_path, "2026-03-01", 0.03, name="daily-070000")  # same window, rerun
+    write_window(tmp_path, "2026-04-01", 0.02, name="daily-060000")
+    page = write_index(tmp_path).read_text()
+    assert page.count('class="series"') == 1 and 'data-series="daily"' in page
+    assert monitoring_artifact({"json": "x/daily-070000.json"}).key == "monitoring-daily"
+    chart = drift_share_chart(read_summaries(tmp_path))
+    assert chart.count("<circle") == 2
 
 
 def test_index_has_trend_charts_only_with_data(tmp_path: Path) -> None:
