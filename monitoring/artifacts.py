@@ -38,8 +38,11 @@ def artifact_key(*parts: str) -> str:
 
 
 def window_performance(report_json: Path) -> dict[str, Any] | None:
-    """The window's `performance.json` next to a drift summary, or None when there is none."""
-    return read_json(Path(report_json).parent / PERFORMANCE_FILE)
+    """The window's performance file next to a drift summary (`<name>.performance.json`, else
+    `performance.json`), or None when there is none or it cannot be read."""
+    path = Path(report_json)
+    own = path.with_name(f"{path.stem}.{PERFORMANCE_FILE}")
+    return read_json(own) if own.exists() else read_json(path.parent / PERFORMANCE_FILE)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -5,7 +5,8 @@ Rebuilt from files only, so any process can regenerate it and nothing parses HTM
     reports/drift/<date>/<name>.json     drift summaries (`monitoring.drift.drift_report`)
     reports/drift/<date>/performance.json  realized / estimated performance of the window, per
                                          model version (written by the performance monitor when
-                                         labels or estimates exist; absent otherwise)
+                                         labels or estimates exist; absent otherwise; a
+                                         `<name>.performance.json` is read the same way)
 
 Charts (inline SVG, `monitoring.charts`): the weighted drift share per report name over windows
 with the share threshold, and, when performance files exist, realized ROC AUC (solid) and the
@@ -37,14 +38,14 @@ def read_summaries(reports_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Drift summaries, newest folder first (unreadable files are skipped)."""
     out = []
     for path in sorted((reports_dir / "drift").glob("*/*.json"), reverse=True):
-        if path.name != PERFORMANCE_FILE and (summary := read_json(path)) is not None:
+        if not path.name.endswith(PERFORMANCE_FILE) and (summary := read_json(path)) is not None:
             out.append((path, summary))
     return out
 
 
 def read_performance(reports_dir: Path) -> list[dict[str, Any]]:
     """Per-window performance files, oldest window first."""
-    found = [read_json(p) for p in (reports_dir / "drift").glob(f"*/{PERFORMANCE_FILE}")]
+    found = [read_json(p) for p in (reports_dir / "drift").glob(f"*/*{PERFORMANCE_FILE}")]
     return sorted((p for p in found if p and "window" in p), key=lambda p: str(p["window"]))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -74,3 +75,25 @@ def test_index_has_trend_charts_only_with_data(tmp_path: Path) -> None:
     page = write_index(tmp_path).read_text()
     assert "estimated vs realized" in page and 'class="band"' in page
     assert page.count("DRIFT") == 0 and "<script" not in page  # self-contained, no verdict noise
+
+
+def test_corrupt_or_partial_performance_files_do_not_break_the_page(tmp_path: Path) -> None:
+    report = write_window(tmp_path, "2026-03-01", 0.01)
+    (report.parent / "performance.json").write_text("{not json")  # a half-written file
+    assert window_performance(report) is None
+    assert "estimated vs realized" not in write_index(tmp_path).read_text()
+    early = performance("2026-03", 0.8, 0.79)
+    early["model_versions"]["3"]["realized"] = None  # labels not in yet: estimate only
+    write_window(tmp_path, "2026-04-01", 0.02, early)
+    page = write_index(tmp_path).read_text()
+    assert 'data-series="v3 estimated"' in page and "v3 realized" not in page
+    row = monitoring_artifact({"json": "x/daily.json"}, early).table[0]
+    assert row["realized_auc"] == "—" and row["note"] == "labels not in yet"
+
+
+def test_a_reports_own_performance_file_is_read_first(tmp_path: Path) -> None:
+    report = write_window(tmp_path, "2026-05-01", 0.01, performance("2026-04", 0.70, 0.71))
+    own = report.with_name(f"{report.stem}.performance.json")
+    own.write_text(json.dumps(performance("2026-04", 0.90, 0.91)))
+    assert window_performance(report)["model_versions"]["3"]["realized"]["roc_auc"] == 0.90
+    assert [s["name"] for _, s in read_summaries(tmp_path)] == ["daily"]  # not a drift summary
