@@ -46,6 +46,17 @@ def report(settings: Settings, reference, current, name: str) -> dict[str, Any]:
     return out
 
 
+@task(cache_policy=NO_CACHE)
+def publish_monitoring(out: dict[str, Any]) -> dict[str, str]:
+    """The run's reviewer artifacts: verdict, reasons, the window's performance if written."""
+    from pathlib import Path
+
+    from flows.artifacts import publish
+    from monitoring.artifacts import monitoring_artifact, window_performance
+
+    return publish(monitoring_artifact(out, window_performance(Path(out["json"]))))
+
+
 def retrain_and_promote(settings: Settings, tune: bool) -> dict[str, Any]:
     """Seam to the training side: the `train` flow (train → evaluate → promote by rule)."""
     from flows.train import train
@@ -105,6 +116,7 @@ def monitor_and_retrain(
     settings = config.load(root=root) if root else config.load()
     ref, cur = build_windows(settings, scenario, customers, months, seed)
     out = report(settings, ref, cur, report_name(scenario))
+    out["artifacts"] = publish_monitoring(out)
     if not out["drift"]:
         return {**out, "action": "none"}
     if not allow_retrain:

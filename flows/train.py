@@ -11,11 +11,14 @@ Run: `python -m flows.train [--trials N]` or as the `weekly-retraining` deployme
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.artifacts import publish
+from monitoring.artifacts import promotion_artifact
 from paycycle import config
 from paycycle.config import Settings
 
@@ -53,6 +56,7 @@ def promote(settings: Settings) -> dict[str, Any]:
 
     d = promote_churn(settings)
     print(f"{d.action} version {d.version}: {d.reason}")
+    publish(promotion_artifact(dataclasses.asdict(d), model="churn"))
     return {"action": d.action, "version": d.version, "reason": d.reason}
 
 

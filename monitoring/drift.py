@@ -8,15 +8,16 @@ strata = segment × acquisition channel, so small segments keep their share). It
     reports/drift/<date>/<name>.html   Evidently report (data drift, prediction drift, quality)
     reports/drift/<date>/<name>.json   summary: verdict, reasons, per-feature stats, Evidently's
                                        own per-column drift read by metric name
-    reports/index.html                 every report with its verdict, rebuilt from the JSONs
+    reports/index.html                 every report with its verdict and trend charts, rebuilt
+                                       from the JSONs (`monitoring.index_page`)
 
-so tools and the index never parse HTML.
+so tools and the index never parse HTML. Every column of the Evidently report is tested with our
+own rule and thresholds (`monitoring.report_rule`), so its per-column flags are the verdict's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import re
 from collections.abc import Mapping
@@ -28,7 +29,9 @@ import numpy as np
 import pandas as pd
 
 from features import schema
+from monitoring import report_rule
 from monitoring.decision import Decision, Thresholds, detect_drift
+from monitoring.index_page import write_index
 
 STRATA = ("segment", "acquisition_channel")
 PREDICTION = "prediction"
@@ -88,7 +91,9 @@ def _evidently_frame(
     if predictions is not None:
         out[PREDICTION] = np.asarray(predictions, float)
     if labels is not None:
-        out[TARGET] = np.asarray(labels, float)
+        y = np.asarray(labels, float)
+        if np.isfinite(y).all():  # Evidently's classification needs 0/1 integers, no gaps
+            out[TARGET] = y.astype(int)
     return out
 
 
@@ -98,18 +103,38 @@ def run_evidently(
     with_predictions: bool,
     with_labels: bool,
     html_path: Path,
-    drift_share: float = 0.5,
+    thresholds: Thresholds | None = None,
+    decision: Decision | None = None,
 ) -> dict[str, Any]:
     """Render the Evidently report to `html_path`; return Evidently's per-column drift by name.
 
-    `drift_share` sets Evidently's own (unweighted) dataset-drift headline; our verdict, with
-    importance weights and the reasons, is in the JSON summary and the index.
+    Every column is tested with our rule (`monitoring.report_rule`): the features with their
+    thresholds from `decision` (the verdict's feature table), the prediction with
+    `prediction_psi_threshold`, so each column's drift flag in the HTML is the verdict's. With
+    labels, Evidently's `ClassificationQuality` preset shows the realized quality. Evidently's
+    dataset-drift headline compares an unweighted share of drifted columns with `drift_share`;
+    it cannot weight columns, so `drift_share` is set from the verdict (`_headline_share`) and
+    the headline says what the weighted rule said. The weights and reasons are in the JSON
+    summary and the index.
+
+    Args:
+        reference, current: the report's (sampled) frames, `_evidently_frame` columns.
+        with_predictions: frames carry `prediction` (adds prediction drift).
+        with_labels: frames carry `target` (adds the classification preset).
+        html_path: where the HTML goes.
+        thresholds: the rule's knobs (defaults of `Thresholds` if None).
+        decision: the verdict on the full windows; None decides on these frames.
     """
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
-    from evidently.metrics import RocAuc, ValueDrift
-    from evidently.presets import DataDriftPreset
+    from evidently.metrics import ValueDrift
+    from evidently.presets import ClassificationQuality, DataDriftPreset
 
+    thresholds = thresholds or Thresholds()
     features = [c for c in schema.COLUMNS if c in reference.columns]
+    if decision is None:
+        scores = (reference[PREDICTION], current[PREDICTION]) if with_predictions else None
+        decision = detect_drift(reference, current, thresholds, predictions=scores)
+    report_rule.register()
     numeric = [c for c in features if c in schema.NUMERIC]
     categorical = [c for c in features if c in schema.CATEGORICAL]
     labelled = with_labels and with_predictions
@@ -120,17 +145,42 @@ def run_evidently(
         if labelled
         else None,
     )
-    metrics: list[Any] = [DataDriftPreset(columns=features, drift_share=drift_share)]
+    limits = {str(f["column"]): float(f["threshold"]) for f in decision.features}
+    metrics: list[Any] = [
+        DataDriftPreset(
+            columns=features,
+            drift_share=_headline_share(decision, features),
+            per_column_method={c: report_rule.FEATURE_TEST for c in features},
+            per_column_threshold={c: limits.get(c, thresholds.psi_threshold) for c in features},
+        )
+    ]
     if with_predictions:
-        metrics.append(ValueDrift(column=PREDICTION))
+        metrics.append(
+            ValueDrift(
+                column=PREDICTION,
+                method=report_rule.PREDICTION_TEST,
+                threshold=thresholds.prediction_psi_threshold,
+            )
+        )
     if labelled:
-        metrics.append(RocAuc())
+        metrics.append(ClassificationQuality(conf_matrix=True, pr_curve=True))
     ref_ds = Dataset.from_pandas(reference, data_definition=definition)
     cur_ds = Dataset.from_pandas(current, data_definition=definition)
-    snapshot = Report(metrics).run(reference_data=ref_ds, current_data=cur_ds)
+    figures = report_rule.figures_from_decision(decision, thresholds.alpha, thresholds.bins)
+    with report_rule.verdict_figures(figures):
+        snapshot = Report(metrics, include_tests=True).run(
+            reference_data=ref_ds, current_data=cur_ds
+        )
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
     return _read_results(snapshot.dict())
+
+
+def _headline_share(decision: Decision, features: list[str]) -> float:
+    """Evidently's `drift_share` that makes its unweighted headline agree with our verdict:
+    the drifted columns' share itself when the weighted rule says data drift, above it if not."""
+    drifted = sum(bool(f["drifted"]) for f in decision.features if f["column"] in features)
+    return (drifted if decision.data_drift else drifted + 0.5) / max(len(features), 1)
 
 
 def _metric_type(entry: Mapping[str, Any]) -> str:
@@ -138,69 +188,45 @@ def _metric_type(entry: Mapping[str, Any]) -> str:
     return kind.rsplit(":", 1)[-1] or str(entry.get("metric_name", "")).split("(")[0]
 
 
+CLASSIFICATION = ("Accuracy", "Precision", "Recall", "F1Score", "RocAuc", "LogLoss")
+
+
 def _read_results(result: Mapping[str, Any]) -> dict[str, Any]:
-    """Pick Evidently's numbers by metric type and column name, never by list position."""
+    """Pick Evidently's numbers by metric type and column name, never by list position.
+
+    A column's `drifted` flag is the status of its ValueDrift test (FAIL = drift detected);
+    `dataset_drift` is the status of the drifted-columns share test (the report's headline).
+    """
     out: dict[str, Any] = {"columns": {}}
+    flags = {}
+    for test in result.get("tests", []):
+        column = test.get("metric_config", {}).get("params", {}).get("column")
+        name, failed = (
+            str(test.get("name", "")),
+            str(test.get("status", "")).upper().endswith("FAIL"),
+        )
+        if column is not None and name.startswith("Value Drift"):
+            flags[column] = failed
+        elif name.startswith("Share of Drifted Columns"):  # Evidently's dataset-drift headline
+            out["dataset_drift"] = failed
     for entry in result.get("metrics", []):
         kind, config, value = _metric_type(entry), entry.get("config", {}), entry.get("value")
         if kind == "ValueDrift":
-            out["columns"][config.get("column")] = {
+            column = config.get("column")
+            out["columns"][column] = {
                 "method": config.get("method"),
                 "threshold": config.get("threshold"),
                 "score": value,
+                "drifted": flags.get(column),
             }
         elif kind == "DriftedColumnsCount" and isinstance(value, Mapping):
             out["drifted_columns"] = value.get("count")
             out["drifted_share"] = value.get("share")
-        elif kind == "RocAuc":
-            out["roc_auc"] = value
+        elif kind in CLASSIFICATION:
+            out.setdefault("classification", {})[kind] = value
+    if "RocAuc" in out.get("classification", {}):
+        out["roc_auc"] = out["classification"]["RocAuc"]
     return out
-
-
-def write_index(reports_dir: Path) -> Path:
-    """Rebuild `reports/index.html` from every `drift/<date>/<name>.json` summary."""
-    rows = []
-    for path in sorted((reports_dir / "drift").glob("*/*.json"), reverse=True):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        rows.append((path, summary))
-    body = []
-    for path, s in rows:
-        rel = path.with_suffix(".html").relative_to(reports_dir).as_posix()
-        verdict = "DRIFT" if s.get("drift") else "no drift"
-        css = "drift" if s.get("drift") else "ok"
-        reasons = "; ".join(s.get("reasons", [])) or "—"
-        body.append(
-            f"<tr class='{css}'><td>{html.escape(str(s.get('date', '')))}</td>"
-            f"<td><a href='{html.escape(rel)}'>{html.escape(str(s.get('name', '')))}</a></td>"
-            f"<td>{verdict}</td><td>{float(s.get('share', 0.0)):.3f}</td>"
-            f"<td>{s.get('rows', {}).get('current', '')}</td>"
-            f"<td>{html.escape(reasons)}</td></tr>"
-        )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>PayCycle drift reports</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .4rem .6rem; text-align: left; }}
-tr.drift td:nth-child(3) {{ color: #b00020; font-weight: 600; }}
-tr.ok td:nth-child(3) {{ color: #1b5e20; }}
-</style></head><body>
-<h1>PayCycle drift reports</h1>
-<p>{len(rows)} report(s), newest first. Verdict rule: <code>monitoring/decision.py</code>;
-thresholds: <code>params.yaml</code> → <code>drift</code>.</p>
-<table><thead><tr><th>date</th><th>report</th><th>verdict</th><th>weighted drift share</th>
-<th>current rows</th><th>reasons</th></tr></thead>
-<tbody>
-{chr(10).join(body)}
-</tbody></table></body></html>
-"""
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    index = reports_dir / "index.html"
-    index.write_text(page)
-    return index
 
 
 def _jsonable(value: Any) -> Any:
@@ -275,7 +301,7 @@ def drift_report(
         None if predictions is None else predictions[1],
         None if labels is None else labels[1],
     )
-    with_labels = labels is not None and labels[0] is not None and labels[1] is not None
+    with_labels = TARGET in ref_e.columns and TARGET in cur_e.columns
     if not with_labels:
         ref_e, cur_e = (
             ref_e.drop(columns=TARGET, errors="ignore"),
@@ -284,7 +310,7 @@ def drift_report(
     ref_s = stratified_sample(ref_e, sample_rows, seed=1)
     cur_s = stratified_sample(cur_e, sample_rows, seed=2)
     evidently = run_evidently(
-        ref_s, cur_s, predictions is not None, with_labels, html_path, thresholds.share_threshold
+        ref_s, cur_s, predictions is not None, with_labels, html_path, thresholds, decision
     )
     t2 = time.perf_counter()
 

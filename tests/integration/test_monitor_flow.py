@@ -53,3 +53,37 @@ def test_flow_reports_only(root: Path) -> None:
     assert drift["drift"] and drift["action"].startswith("skipped retrain")
     assert len(read_state(settings)["retrains"]) == 1
     assert Path(quiet["html"]).exists() and Path(drift["index"]).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_flow_publishes_reviewer_artifacts(root: Path, prefect_harness: Path) -> None:
+    import asyncio
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.monitor import monitor_and_retrain
+    from tests.monitoring_files import performance
+
+    folder = root / "reports" / "drift" / dt.date.today().isoformat()
+    folder.mkdir(parents=True)
+    (folder / "performance.json").write_text(json.dumps(performance("2026-05", 0.77, 0.79)))
+    out = monitor_and_retrain(
+        scenario="baseline", customers=2_000, seed=2024, allow_retrain=False, root=str(root)
+    )
+
+    key = "monitoring-baseline"  # the report is baseline-HHMMSS: one key, a version per run
+
+    async def read() -> dict[str, object]:
+        async with get_client() as client:
+            keys = ArtifactFilterKey(any_=[key, f"{key}-table"])
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=keys))
+            return {a.key: a.data for a in found}
+
+    artifacts = asyncio.run(read())
+    markdown, table = artifacts[key], artifacts[f"{key}-table"]
+    assert f"**{out['verdict']}**" in markdown and "0.790 (0.770–0.810)" in markdown
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert rows[0]["realized_auc"] == "0.770" and rows[0]["verdict"] == out["verdict"]
