@@ -36,6 +36,12 @@ sender** (same Message-ID, which mail stores de-duplicate). A lease shorter than
 delivery time would make a live worker's rows look dead; keep `lease_seconds` well above
 `batch_size` × the slowest send. Failed messages are retried by the next delivery run after
 their backoff: `flows.billing.deliver_outbox` runs every few minutes for that.
+
+Throughput: step 4 costs one round trip per message that cannot overlap the next send, so one
+sender is bound by the store's commit latency (`deliver_per_s` in `benchmarks/bench_notify.py`).
+The `sent` mark is therefore a compiled statement on the driver's cursor (`_Marks`). More
+throughput means more delivery runs at once: step 2 keeps their claims apart and each keeps its
+own at-most-one bound.
 """
 
 from __future__ import annotations
