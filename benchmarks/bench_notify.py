@@ -5,6 +5,11 @@ Run: `python -m benchmarks.bench_notify [--subscriptions N] [--llm-notices N]`. 
 generated set-based inside PostgreSQL (`generate_series`), so only the scan is measured, not the
 simulator.
 
+Delivery records each message's outcome before the next send (at most one duplicate per killed
+sender), so `deliver_per_s` is bound by one mark round trip per message: measured on PostgreSQL
+for the day's notices and, as `deliver_per_s_sqlite`, for `--sqlite-notices` upcoming-charge
+notices in a temp SQLite store (the other backend the outbox supports).
+
 Personalised text (`notify.personalise`): `--llm-notices` of the day's notices (amounts made
 distinct, so each one is a model call, not a cache hit) go through the generation step against
 the stand-in OpenAI-compatible server of the tests (`tests/llm_standin.py`) answering in a fixed
@@ -135,6 +140,20 @@ def crash_run(url: str, engine, params: NotifyParams, out_dir: Path) -> dict[str
     }
 
 
+def sqlite_deliver_run(n: int, params: NotifyParams, tmp: Path) -> float:
+    """Notices delivered per second from a SQLite store holding `n` due notices."""
+    from tests.faults.seed import seed_charges
+
+    url = f"sqlite:///{tmp / 'store.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    seed_charges(engine, {i: f"customer{i}@example.com" for i in range(1, n + 1)}, "file")
+    with timer() as t:
+        stats = deliver(engine, FileChannel(tmp / "sqlite_outbox"), params)
+    engine.dispose()
+    return stats.sent / t["seconds"]
+
+
 def llm_run(url: str, engine, due, n: int, latency: float, tmp: Path) -> dict[str, float]:
     """The generation step for `n` due notices against a stand-in server answering in `latency`."""
     import mlflow
@@ -182,6 +201,7 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=1_000_000)
     parser.add_argument("--llm-notices", type=int, default=500)
     parser.add_argument("--llm-latency", type=float, default=0.05)
+    parser.add_argument("--sqlite-notices", type=int, default=10_000)
     args = parser.parse_args()
     with timer() as gen:
         url = fresh_db(args.subscriptions)
@@ -199,6 +219,7 @@ def main() -> None:
         with timer() as dlv:
             stats = deliver(engine, FileChannel(Path(tmp)), params)
         crash = crash_run(url, engine, params, Path(tmp))
+        deliver_sqlite = sqlite_deliver_run(args.sqlite_notices, params, Path(tmp))
         # MLflow's exporter may still write after the flush: its store outlives the temp dir
         mlflow_dir = Path(tempfile.mkdtemp(prefix="bench_notify_mlflow_"))
         llm = llm_run(url, engine, due, args.llm_notices + 1, args.llm_latency, mlflow_dir)
@@ -213,6 +234,7 @@ def main() -> None:
             "llm_notices": args.llm_notices,
             "llm_answer_ms": args.llm_latency * 1000,
             "llm_max_concurrency": params.llm.max_concurrency,
+            "sqlite_notices": args.sqlite_notices,
         },
         {
             "scan_seconds_1m": scan * 1_000_000 / args.subscriptions,
@@ -222,6 +244,7 @@ def main() -> None:
             "enqueue_per_s": len(due) / enq["seconds"],
             "deliver_per_s": stats.sent / dlv["seconds"],
             "delivered": stats.sent,
+            "deliver_per_s_sqlite": deliver_sqlite,
             "generate_seconds": gen["seconds"],
             **crash,
             **llm,
@@ -231,6 +254,7 @@ def main() -> None:
             "duplicates": "== 0",
             "lost": "== 0",
             "deliver_per_s": ">= 500",
+            "deliver_per_s_sqlite": ">= 500",
             "llm_fallback_rate": "<= 0.01",
             "llm_generated_per_s": ">= 10",
         },

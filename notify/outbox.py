@@ -36,6 +36,12 @@ sender** (same Message-ID, which mail stores de-duplicate). A lease shorter than
 delivery time would make a live worker's rows look dead; keep `lease_seconds` well above
 `batch_size` × the slowest send. Failed messages are retried by the next delivery run after
 their backoff: `flows.billing.deliver_outbox` runs every few minutes for that.
+
+Throughput: step 4 costs one round trip per message that cannot overlap the next send, so one
+sender is bound by the store's commit latency (`deliver_per_s` in `benchmarks/bench_notify.py`).
+The `sent` mark is therefore a compiled statement on the driver's cursor (`_Marks`). More
+throughput means more delivery runs at once: step 2 keeps their claims apart and each keeps its
+own at-most-one bound.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     func,
     or_,
     select,
@@ -250,41 +257,73 @@ def backoff(attempts: int, params: NotifyParams) -> dt.timedelta:
     return dt.timedelta(seconds=min(seconds, params.backoff_max_seconds))
 
 
-def _fenced(notice_id: Any, worker: str) -> Any:
+def _fenced(notice_id: Any, worker: Any) -> Any:
     c = notices.c
     return and_(notice_id, c.claimed_by == worker, c.status == "sending")
 
 
-def _mark_one(
-    conn: Connection,
-    worker: str,
-    row: dict[str, Any],
-    failure: tuple[str, bool] | None,
-    params: NotifyParams,
-    now: dt.datetime,
-    stats: DeliveryStats,
-) -> None:
-    """Record one message's outcome (one autocommitted statement) as soon as it is known."""
-    c = notices.c
-    values: dict[str, Any] = {"claimed_by": None}
-    dead = False
-    if failure is None:
-        values.update(status="sent", sent_at=now, last_error=None)
-    else:
+class _Marks:
+    """Records each message's outcome on one autocommit connection, one statement per mark.
+
+    The `sent` mark, the one paid per message, is compiled once and run as that SQL on the
+    driver's cursor (the driver prepares it on its side after a few runs): no expression building,
+    no SQLAlchemy execution context, just one round trip and its commit. Failures are rare and
+    keep the plain Core statement.
+    """
+
+    def __init__(self, conn: Connection, worker: str) -> None:
+        c = notices.c
+        self.conn, self.worker = conn, worker
+        sent = (
+            update(notices)
+            .where(_fenced(c.notice_id == bindparam("mark_id"), bindparam("mark_worker")))
+            .values(status="sent", sent_at=bindparam("mark_now"), last_error=None, claimed_by=None)
+            .compile(dialect=conn.dialect)
+        )
+        self._sql = sent.string
+        # by name: the constants ('sent', 'sending', ...) plus the three filled in per mark
+        self._params = sent.construct_params(dict.fromkeys(("mark_id", "mark_worker", "mark_now")))
+        self._order = sent.positiontup if sent.positional else None
+        self._when = c.sent_at.type.bind_processor(conn.dialect) or (lambda v: v)
+        self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+    def sent(self, row: dict[str, Any], now: dt.datetime) -> None:
+        """Mark one delivered row `sent` (fenced on this run's claim), committed on return."""
+        params = {
+            **self._params,
+            "mark_id": row["notice_id"],
+            "mark_worker": self.worker,
+            "mark_now": self._when(now),
+        }
+        if self._order is not None:  # a positional paramstyle (SQLite's `?`)
+            self._cursor.execute(self._sql, tuple(params[k] for k in self._order))
+        else:
+            self._cursor.execute(self._sql, params)
+
+    def close(self) -> None:
+        self._cursor.close()
+
+    def failed(
+        self,
+        row: dict[str, Any],
+        failure: tuple[str, bool],
+        params: NotifyParams,
+        now: dt.datetime,
+        stats: DeliveryStats,
+    ) -> None:
+        """Record a failure: `failed` with its backoff, or `dead` when permanent or out of tries."""
         error, permanent = failure
         dead = permanent or row["attempts"] >= params.max_attempts
-        values["last_error"] = error[:2000]
+        values: dict[str, Any] = {"claimed_by": None, "last_error": error[:2000]}
         if dead:
             values["status"] = "dead"
         else:
             values["status"] = "failed"
             values["next_attempt_at"] = now + backoff(row["attempts"], params)
-    done = conn.execute(
-        update(notices).where(_fenced(c.notice_id == row["notice_id"], worker)).values(**values)
-    ).rowcount
-    if done and failure is not None:
-        stats.dead += dead
-        stats.failed += not dead
+        fenced = _fenced(notices.c.notice_id == row["notice_id"], self.worker)
+        if self.conn.execute(update(notices).where(fenced).values(**values)).rowcount:
+            stats.dead += dead
+            stats.failed += not dead
 
 
 def _send_one(
@@ -360,7 +399,7 @@ def deliver(
     """
     worker = worker or make_worker_id()
     stats = DeliveryStats()
-    with _marking(engine) as marks:
+    with _marking(engine, worker) as marks:
         _deliver_batches(
             engine,
             marks,
@@ -378,9 +417,10 @@ def deliver(
 
 
 @contextmanager
-def _marking(engine: Engine) -> Iterator[Connection]:
+def _marking(engine: Engine, worker: str) -> Iterator[_Marks]:
     """One autocommit connection for this run's marks: each mark is one statement, one commit,
-    one round trip (no pool checkout, no BEGIN/COMMIT per message).
+    one round trip (no pool checkout, no BEGIN/COMMIT per message), so a mark is durable
+    before the next message goes to the channel.
 
     On PostgreSQL its commits do not wait for the WAL flush (`synchronous_commit = off`), which
     keeps one commit per message close to one per batch; only a crash of the database server
@@ -391,7 +431,11 @@ def _marking(engine: Engine) -> Iterator[Connection]:
     try:
         if pg:
             conn.exec_driver_sql("SET synchronous_commit = off")
-        yield conn
+        marks = _Marks(conn, worker)
+        try:
+            yield marks
+        finally:
+            marks.close()
     finally:
         if pg:
             with contextlib.suppress(SQLAlchemyError):
@@ -401,7 +445,7 @@ def _marking(engine: Engine) -> Iterator[Connection]:
 
 def _deliver_batches(
     engine: Engine,
-    marks: Connection,
+    marks: _Marks,
     channel: Channel,
     params: NotifyParams,
     worker: str,
@@ -422,13 +466,13 @@ def _deliver_batches(
             if isinstance(outcome, tuple):
                 key = outcome[0].split(":", 1)[0]
                 stats.errors[key] = stats.errors.get(key, 0) + 1
-                _mark_one(marks, worker, row, outcome, params, clock(), stats)
+                marks.failed(row, outcome, params, clock(), stats)
                 continue
             stats.sent += outcome
             stats.already_delivered += not outcome
             if on_sent is not None:
                 on_sent(row)
-            _mark_one(marks, worker, row, None, params, clock(), stats)
+            marks.sent(row, clock())
 
 
 def outbox_counts(engine: Engine, cycle_dates: list[dt.date] | None = None) -> pd.DataFrame:

@@ -1,5 +1,8 @@
-"""A delivery worker SIGKILLed mid-batch on the real PostgreSQL, with a channel that cannot
-de-duplicate (like SMTP): the re-run sends at most one message a second time, loses none."""
+"""A delivery worker SIGKILLed mid-batch on the real PostgreSQL and on SQLite, with a channel
+that cannot de-duplicate (like SMTP): the re-run sends at most one message a second time, loses
+none. Both stores run the same marks (`notify.outbox._Marks`: one compiled statement on the
+driver's cursor, autocommitted), so each backend proves its mark is durable before the next send.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from paycycle.config import NotifyParams
 from paycycle.store import make_engine, upgrade
 from tests.faults.seed import seed_charges
 
-pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 WORKER = Path(__file__).resolve().parents[1] / "integration" / "notify_worker.py"
 N, BATCH = 600, 200
 
@@ -36,15 +39,22 @@ def keys(path: Path) -> Counter:
     return Counter(r["dedup_key"] for r in read_outbox_file(path))
 
 
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.mark.parametrize("kill_after", [BATCH // 2, BATCH + 37])
-def test_sigkilled_sender_resends_at_most_one(pg_url: str, tmp_path: Path, kill_after) -> None:
-    upgrade(pg_url)
-    engine = make_engine(pg_url)
+def test_sigkilled_sender_resends_at_most_one(store_url: str, tmp_path: Path, kill_after) -> None:
+    upgrade(store_url)
+    engine = make_engine(store_url)
     assert seed_charges(engine, {i: f"c{i}@example.com" for i in range(1, N + 1)}, "file").inserted
     first, second = tmp_path / "first", tmp_path / "second"
     out = first / "notices.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, str(WORKER), pg_url, str(first), out.name, str(BATCH), "0.005"],
+        [sys.executable, str(WORKER), store_url, str(first), out.name, str(BATCH), "0.005"],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
