@@ -36,12 +36,17 @@ def bucket(customer_id: object) -> float:
 
 
 def in_canary(customer_ids: Sequence[object], percent: float) -> np.ndarray:
-    """Boolean mask: which of these customers the challenger answers at `percent`."""
+    """Boolean mask: which of these customers the challenger answers at `percent`.
+
+    A request without a customer id cannot be kept on one model, so below 100% it stays with
+    the champion.
+    """
     if percent <= 0:
         return np.zeros(len(customer_ids), dtype=bool)
     if percent >= 100:
         return np.ones(len(customer_ids), dtype=bool)
-    return np.fromiter((bucket(c) < percent for c in customer_ids), bool, len(customer_ids))
+    picked = (c is not None and bucket(c) < percent for c in customer_ids)
+    return np.fromiter(picked, bool, len(customer_ids))
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float:

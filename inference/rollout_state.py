@@ -9,7 +9,7 @@ driver that advances in the same second cannot both win; the loser sees it ended
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -50,21 +50,8 @@ def _now() -> dt.datetime:
 
 
 def _view(row: Rollout) -> RolloutView:
-    return RolloutView(
-        rollout_id=row.rollout_id,
-        model=row.model,
-        challenger_version=row.challenger_version,
-        champion_version=row.champion_version,
-        state=row.state,
-        stage=row.stage,
-        stage_started_at=row.stage_started_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        reason=row.reason,
-        readings=row.readings,
-        readings_at=row.readings_at,
-        timeline=list(row.timeline or []),
-    )
+    values = {f.name: getattr(row, f.name) for f in fields(RolloutView)}
+    return RolloutView(**values | {"timeline": list(row.timeline or [])})
 
 
 def latest(engine: Engine, model: str) -> RolloutView | None:

@@ -123,6 +123,8 @@ class RolloutController:
         self.error: str | None = None
         self._task: asyncio.Task | None = None
         self._promoted: set[int] = set()
+        self._breached: set[int] = set()  # rolled back here: never routed again, store or not
+        self._window_of: int | None = None  # the rollout the live window measures
         self._on_promoted: Callable[[], Any] | None = None
         self._engine: Any = None
 
@@ -250,8 +252,11 @@ class RolloutController:
                 self._promoted.add(view.rollout_id)
                 self._on_promoted()
             return
-        if not self._ready_for(view.challenger_version):
+        if view.rollout_id in self._breached or not self._ready_for(view.challenger_version):
             return
+        if self._window_of != view.rollout_id:  # every rollout is judged on its own traffic
+            self._window_of = view.rollout_id
+            self.window = LiveWindow(self.limits.window_s)
         self.routing = True
         self.window.trim()
         readings = self.readings()
@@ -259,6 +264,7 @@ class RolloutController:
         engine = self._store()
         if found:
             self.routing = False  # at once, before the store hears of it
+            self._breached.add(view.rollout_id)
             reason = "; ".join(found)
             log.error("rollout %s rolled back: %s", view.rollout_id, reason)
             stage = self.limits.stages[view.stage].name
@@ -292,7 +298,6 @@ class RolloutController:
         if self._loading is None or self._loading[0] != version:
             self.routing = False
             self.challenger = None
-            self.window = LiveWindow(self.limits.window_s)
             self._loading = (version, self._loader.submit(self._load, version))
             return False
         future = self._loading[1]

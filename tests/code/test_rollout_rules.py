@@ -112,3 +112,22 @@ def test_rollout_state_is_shared_and_ends_once(tmp_path) -> None:
     assert (final.state, final.stage, final.reason) == ("rolled_back", 1, "error rate")
     assert final.timeline == [{"stage": "shadow"}] and final.readings is None
     assert isinstance(final.finished_at, dt.datetime)
+
+
+def test_rollout_commands_refuse_in_one_line(tmp_path) -> None:
+    """No challenger to start, nothing running to abort: one line each, no traceback."""
+    import shutil
+
+    from paycycle.errors import EXIT_DATA
+    from paycycle.store import upgrade
+    from tests.code.test_cli_errors import assert_one_line_error, paycycle
+    from tests.conftest import PROJECT_ROOT
+
+    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(store)
+    env = {"PAYCYCLE_DATABASE_URL": store, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
+    abort = paycycle(tmp_path, "rollout", "abort", **env)
+    assert_one_line_error(abort, EXIT_DATA, "no rollout of paycycle-churn is running")
+    start = paycycle(tmp_path, "rollout", "start", **env)
+    assert_one_line_error(start, EXIT_DATA, "paycycle-churn@challenger is not set")
