@@ -21,6 +21,7 @@ the percent to the challenger; a challenger request that raises is answered by t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -104,7 +105,7 @@ class RolloutController:
         self,
         settings: Settings,
         load: Callable[[str], Any],
-        observe: Callable[[str], Any] | None = None,
+        requests: Any = None,
     ) -> None:
         from inference.registry import CHURN_MODEL
 
@@ -112,7 +113,7 @@ class RolloutController:
         self.limits = settings.params.rollout
         self.model = CHURN_MODEL
         self._load = load  # version -> serving.models.LoadedModel (on the loader thread)
-        self._observe = observe  # version -> the request log's batch observer, or None
+        self._requests = requests  # monitoring.requests.RequestLogger, or None
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="challenger")
         self._loading: tuple[str, Future] | None = None
         self.view: Any = None  # inference.rollout_state.RolloutView
@@ -207,6 +208,14 @@ class RolloutController:
         self.window.call(ok=False)
         _metrics().errors.labels(version).inc()
         self.error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+
+    def _log(self, version: str, customers, columns, probs, ids) -> None:
+        """The challenger batcher's observer: its scores in the request log under its version
+        and the champion's prediction ids, as `shadow` while the stage is shadow."""
+        from monitoring.requests import SERVED, SHADOW
+
+        role = SHADOW if self.percent <= 0 and self.view.state != PROMOTED else SERVED
+        self._requests.log_scored(customers, probs, version, columns, ids, role=role)
 
     def timed(self, score: Callable[[Any], np.ndarray], version: str) -> Callable:
         """Wrap the challenger's batch scorer so each model call's latency feeds the guard."""
@@ -311,8 +320,8 @@ class RolloutController:
             self._loading = None
             return False
         loaded.batcher._score = self.timed(loaded.batcher._score, version)
-        if self._observe is not None:
-            loaded.batcher.observer = self._observe(version)
+        if self._requests is not None:
+            loaded.batcher.observer = functools.partial(self._log, version)
         self.challenger = loaded
         log.info("challenger %s v%s loaded for rollout", self.model, version)
         return True

@@ -391,10 +391,7 @@ def _rollout_controller(settings, executor, requests: RequestLogger | None):
     under the challenger's version, with the same prediction ids as the champion's."""
     from serving.rollout import RolloutController, load_challenger
 
-    observe = None
-    if requests is not None:
-        observe = functools.partial(functools.partial, _log_batch, requests)
-    return RolloutController(settings, load_challenger(settings, executor), observe)
+    return RolloutController(settings, load_challenger(settings, executor), requests)
 
 
 def _configure_tensorflow(threads: int) -> None:

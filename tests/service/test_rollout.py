@@ -51,7 +51,7 @@ def rapi(serving_store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
     (work / "data").symlink_to(src / "data", target_is_directory=True)
     raw = yaml.safe_load((src / "params.yaml").read_text())
     raw["rollout"] = {"stages": STAGES, **LIMITS}
-    raw["drift"]["log_requests"] = False
+    raw["drift"] |= {"log_requests": True, "requests_dir": str(work / "requests")}
     (work / "params.yaml").write_text(yaml.safe_dump(raw))
     uri, store = f"sqlite:///{work / 'mlruns.db'}", f"sqlite:///{work / 'store.db'}"
     upgrade(store)
@@ -212,6 +212,14 @@ def test_good_challenger_passes_every_stage_and_becomes_champion(rapi: Api) -> N
         previous,
     )
     assert "safe rollout" in decision.reason and decision.metrics["rollout.full.calls"] > 0
+    # shadow: the challenger's scores are logged with the champion's prediction ids
+    from monitoring.requests import read_requests
+
+    logged = read_requests(rapi.workdir / "requests")
+    shadow = logged.loc[logged["role"] == "shadow"]
+    served = logged.loc[logged["role"] == "served"].set_index("prediction_id")
+    assert len(shadow) > 0 and set(shadow["model_version"]) == {challenger}
+    assert set(served.loc[shadow["prediction_id"], "model_version"]) == {previous}
     # the service reloads its champion: the new version answers everyone
     deadline = time.monotonic() + 120
     while {
