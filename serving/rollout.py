@@ -36,7 +36,7 @@ from paycycle.config import Settings
 
 log = logging.getLogger("paycycle.serving")
 
-SHADOW_FLUSH_S = 0.05  # shadow scores gather this long per challenger call
+SHADOW_FLUSH_S = 0.2  # shadow scores gather this long per challenger call
 SHADOW_MAX_ROWS = 4096  # ... or this many rows
 SHADOW_MAX_PENDING = 20_000  # past this many waiting rows shadow drops (counted), never blocks
 SCORES_KEPT = 5_000  # latest scores per side the shift guard compares
@@ -69,17 +69,19 @@ class LiveWindow:
 class ShadowBuffer:
     """Customers the champion answered, waiting to be scored by the challenger in one call."""
 
-    def __init__(self, score: Callable[[list, list], Any]) -> None:
+    def __init__(self, score: Callable[[list, list, str], Any]) -> None:
         self._score = score
         self._customers: list = []
         self._ids: list = []
         self._scheduled = False
+        self._champion = ""  # the version that answered them
         self.dropped = 0
 
-    def add(self, customers: Sequence[Any], ids: Sequence[str]) -> None:
+    def add(self, customers: Sequence[Any], ids: Sequence[str], champion: str) -> None:
         if len(self._customers) >= SHADOW_MAX_PENDING:
             self.dropped += len(customers)
             return
+        self._champion = champion
         self._customers.extend(customers)
         self._ids.extend(ids)
         loop = asyncio.get_running_loop()
@@ -95,7 +97,7 @@ class ShadowBuffer:
         if not customers:
             return
         self._customers, self._ids = [], []
-        await self._score(customers, ids)
+        await self._score(customers, ids, self._champion)
 
 
 class RolloutController:
@@ -146,12 +148,10 @@ class RolloutController:
             self.routing = False  # the reloaded champion is the challenger now
             return None
         percent = 100.0 if self.view.state == PROMOTED else self.percent
-        metrics = _metrics()
-        if percent <= 0:
+        if percent <= 0:  # shadow: nothing here but the champion's call and a list append
             probs = await champion.batcher.submit(customers, ids)
             self.window.reference.extend(probs.tolist())
-            metrics.answers.labels(champion.version, "champion").inc(len(customers))
-            self.shadow.add(customers, ids)
+            self.shadow.add(customers, ids, champion.version)
             return probs, [champion.version] * len(customers)
         mask = in_canary([c.customer_id for c in customers], percent)
         probs = np.empty(len(customers))
@@ -191,10 +191,11 @@ class RolloutController:
         _metrics().answers.labels(challenger.version, "canary").inc(len(rows))
         return out, challenger.version
 
-    async def _shadow_score(self, customers: list, ids: list) -> None:
+    async def _shadow_score(self, customers: list, ids: list, champion: str) -> None:
         challenger = self.challenger
         if challenger is None or not self.routing:
             return
+        _metrics().answers.labels(champion, "champion").inc(len(customers))
         try:
             out = await challenger.batcher.submit(customers, ids)
         except Exception as exc:
