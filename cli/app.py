@@ -24,6 +24,7 @@ from cli.commands import ops as ops_commands
 from cli.commands import pipeline as pipeline_commands
 from cli.commands import recommend as recommend_commands
 from cli.commands import retention as retention_commands
+from cli.commands import rollout as rollout_commands
 from cli.commands import score as score_commands
 from cli.commands import serve as serve_commands
 from cli.commands import store as store_commands
@@ -52,6 +53,7 @@ ops_commands.register(app)
 pipeline_commands.register(app)
 recommend_commands.register(app)
 retention_commands.register(app)
+rollout_commands.register(app)
 score_commands.register(app)
 train_commands.register(app)
 serve_commands.register(app)

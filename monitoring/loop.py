@@ -81,7 +81,7 @@ def production_windows(settings: Settings, min_request_rows: int = 1_000) -> tup
     """
     from features.build import build_features, load_events
     from features.schema import COLUMNS
-    from monitoring.requests import read_requests
+    from monitoring.requests import ROLE_COLUMN, SHADOW, read_requests
 
     table_path = settings.path(settings.params.features.path)
     if not table_path.exists():
@@ -92,6 +92,8 @@ def production_windows(settings: Settings, min_request_rows: int = 1_000) -> tup
     labels = ref.get("churned")
     reference = Window(ref.reset_index(drop=True), ref_date, labels)
     logged = read_requests(settings.path(settings.params.drift.requests_dir), since=ref_date)
+    if ROLE_COLUMN in logged.columns:  # a rollout's shadow scores are no traffic of their own
+        logged = logged.loc[logged[ROLE_COLUMN] != SHADOW]
     if len(logged) >= min_request_rows and set(COLUMNS) <= set(logged.columns):
         return reference, Window(logged.reset_index(drop=True), pd.Timestamp.now(tz="UTC"))
     events = load_events(settings.raw_dir)

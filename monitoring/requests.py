@@ -41,12 +41,16 @@ TIME_COLUMN = "logged_at"
 PREDICTION_COLUMN = "churn_probability"
 VERSION_COLUMN = "model_version"
 ID_COLUMN = "prediction_id"  # inference.prediction_ids: joins a served prediction to its outcome
+# "served": the client got this prediction; "shadow": a challenger scored the same customer (same
+# prediction id) during a rollout's shadow stage, off the response path (`serving.rollout`)
+ROLE_COLUMN = "role"
+SERVED, SHADOW = "served", "shadow"
 _counter = itertools.count()
 log = logging.getLogger("paycycle.monitoring.requests")
 # customer ids, predictions, model version, answered at (ns since the epoch), feature columns,
-# prediction ids
+# prediction ids, role
 Scored = tuple[
-    list[str | None], np.ndarray, str, int, Mapping[str, np.ndarray], Sequence[str | None]
+    list[str | None], np.ndarray, str, int, Mapping[str, np.ndarray], Sequence[str | None], str
 ]
 Batch = pd.DataFrame | Scored
 
@@ -151,12 +155,14 @@ class RequestLogger:
         version: str,
         columns: Mapping[str, np.ndarray] | None = None,
         prediction_ids: Sequence[str | None] | None = None,
+        role: str = SERVED,
     ) -> None:
         """Buffer one scored batch; past `flush_rows` a background thread writes the file.
 
         `columns` are the feature columns the model scored (`serving.batching`'s); without them
         they are built here. `prediction_ids`, one per customer, go in the `prediction_id`
-        column (null where missing). Only ids, numbers and arrays are kept, not the request
+        column (null where missing); `role` says whether the client got them (`ROLE_COLUMN`).
+        Only ids, numbers and arrays are kept, not the request
         objects, so the buffer adds nothing for the garbage collector to walk."""
         if columns is None:
             from features.columns import customers_to_columns
@@ -165,7 +171,7 @@ class RequestLogger:
         ids = [_text(getattr(c, "customer_id", None)) for c in customers]
         pids = list(prediction_ids) if prediction_ids is not None else [None] * len(ids)
         with self._lock:
-            full = self._add((ids, probs, version, time.time_ns(), columns, pids), len(ids))
+            full = self._add((ids, probs, version, time.time_ns(), columns, pids, role), len(ids))
             full = full and not self._queued
             self._queued = self._queued or full
         if full:  # one flush in flight at a time: no flood of tiny files under load
@@ -308,7 +314,7 @@ def _tail(batch: Batch, rows: int) -> Batch:
     """The newest `rows` rows of a batch."""
     if isinstance(batch, pd.DataFrame):
         return batch.iloc[len(batch) - rows :]
-    ids, probs, version, stamp, columns, pids = batch
+    ids, probs, version, stamp, columns, pids, role = batch
     start = len(ids) - rows
     return (
         ids[start:],
@@ -317,6 +323,7 @@ def _tail(batch: Batch, rows: int) -> Batch:
         stamp,
         {name: col[start:] for name, col in columns.items()},
         pids[start:],
+        role,
     )
 
 
@@ -342,6 +349,7 @@ def _scored_frame(scored: list[Scored]) -> pd.DataFrame:
     frame[PREDICTION_COLUMN] = np.concatenate([np.ravel(p) for _, p, *_ in scored])
     frame[VERSION_COLUMN] = np.repeat([v for _, _, v, *_ in scored], sizes)
     frame[ID_COLUMN] = pd.array([i for b in scored for i in b[5]], dtype="string")
+    frame[ROLE_COLUMN] = np.repeat([b[6] for b in scored], sizes)
     stamps = np.repeat(np.array([b[3] for b in scored], dtype="int64"), sizes)
     frame[TIME_COLUMN] = pd.to_datetime(stamps, unit="ns", utc=True)
     return frame

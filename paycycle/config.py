@@ -304,6 +304,42 @@ class DriftParams(Section):
         return value
 
 
+class RolloutStage(Section):
+    """One rollout stage: the share of customers the challenger answers, and how long it bakes."""
+
+    name: str
+    percent: float = Field(ge=0, le=100)  # 0 = shadow: the challenger scores, never answers
+    bake_s: float = Field(gt=0)
+
+
+class RolloutParams(Section):
+    """Safe rollout of a challenger (`inference/rollout.py` rules, `serving/rollout.py` routing,
+    `training/rollout.py` driver): stages in order, then the live guards that roll it back."""
+
+    stages: tuple[RolloutStage, ...] = (
+        RolloutStage(name="shadow", percent=0, bake_s=300),
+        RolloutStage(name="canary-5", percent=5, bake_s=600),
+        RolloutStage(name="canary-25", percent=25, bake_s=600),
+        RolloutStage(name="full", percent=100, bake_s=600),
+    )
+    poll_s: float = Field(1.0, gt=0)  # how often the service reads the rollout and its guards
+    window_s: float = Field(120.0, gt=0)  # guards read the challenger's last `window_s` seconds
+    min_requests: int = Field(20, ge=1)  # challenger calls before error and latency guards judge
+    min_scores: int = Field(100, ge=2)  # challenger scores before the shift guard judges
+    max_error_rate: float = Field(0.02, ge=0, le=1)
+    max_p99_ms: float = Field(500.0, gt=0)  # p99 of the challenger's model calls
+    max_shift: float = Field(0.3, gt=0, le=1)  # Kolmogorov-Smirnov distance of the score sets
+
+    @field_validator("stages")
+    @classmethod
+    def _some_stages(cls, value: tuple[RolloutStage, ...]) -> tuple[RolloutStage, ...]:
+        if not value:
+            raise ValueError("needs at least one stage")
+        if value[-1].percent != 100:
+            raise ValueError("the last stage must send 100 percent to the challenger")
+        return value
+
+
 class Params(Section):
     """Everything in `params.yaml`. Unknown top-level keys are allowed so that stages can
     keep their own sections before they get a typed model here."""
@@ -323,6 +359,7 @@ class Params(Section):
     dunning: DunningParams = DunningParams()
     retention: RetentionParams = RetentionParams()
     store: StoreParams = StoreParams()
+    rollout: RolloutParams = RolloutParams()
 
 
 class Settings(BaseSettings):

@@ -349,6 +349,28 @@ class NoticeText(Base):
     )
 
 
+class Rollout(Base):
+    """A challenger's safe rollout (migration 0006r): the state the driver (`training/rollout.py`)
+    and every service worker (`serving/rollout.py`) share. `state` is running, rolled_back,
+    aborted or promoted; `stage` indexes `rollout.stages`; `readings` holds the service's last
+    guard readings (JSON), `timeline` the stages passed, `reason` why it ended."""
+
+    __tablename__ = "rollouts"
+    rollout_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(255))
+    challenger_version: Mapped[str] = mapped_column(String(64))
+    champion_version: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+    stage_started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    readings: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    readings_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    timeline: Mapped[list[Any] | None] = mapped_column(Json)
+
+
 RAW_MODELS: dict[str, type[Base]] = {
     m.__tablename__: m
     for m in (

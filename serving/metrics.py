@@ -38,3 +38,35 @@ def request_log_counters() -> RequestLogCounters:
             "Request-log rows dropped (buffer full while flushes failed, or unwritable)",
         ),
     )
+
+
+ANSWERS = "paycycle_rollout_answers"  # exposed with a `_total` suffix
+CHALLENGER_ERRORS = "paycycle_rollout_challenger_errors"
+MODEL_CALL_SECONDS = "paycycle_rollout_model_call_seconds"
+
+
+@dataclass(frozen=True)
+class RolloutMetrics:
+    """Per model version during a rollout: customers answered (role: champion, canary, shadow,
+    fallback), challenger requests that raised, and the challenger's model-call latency."""
+
+    answers: Any
+    errors: Any
+    call_seconds: Any
+
+
+@functools.cache
+def rollout_metrics() -> RolloutMetrics:
+    """The rollout's metrics, registered once per process (counted per batch, not per row)."""
+    from prometheus_client import Counter, Histogram
+
+    return RolloutMetrics(
+        answers=Counter(ANSWERS, "Customers scored during a rollout", ["version", "role"]),
+        errors=Counter(CHALLENGER_ERRORS, "Challenger requests that raised", ["version"]),
+        call_seconds=Histogram(
+            MODEL_CALL_SECONDS,
+            "Challenger model calls (one per batch)",
+            ["version"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        ),
+    )

@@ -79,12 +79,13 @@ def warm_up(compiled: Compiled) -> None:
 
 
 def load_registered(
-    name: str, alias: str, settings: Settings
+    name: str, alias: str, settings: Settings, version: str | None = None
 ) -> tuple[Scorer, str]:  # pragma: no cover - thin seam over training.registry
-    """Load `name@alias` from the MLflow registry as a compiled batch scorer and its version."""
+    """Load `name@alias` (or `version`) from the MLflow registry as a batch scorer and its
+    version."""
     from inference.registry import load_scorer
 
-    scorer, version = load_scorer(name, alias=alias, settings=settings)
+    scorer, version = load_scorer(name, alias=alias, settings=settings, version=version)
     return scorer, str(version)
 
 
@@ -125,9 +126,12 @@ BUILDERS: dict[str, tuple[str, Callable[[Any, Executor], MicroBatcher]]] = {
 }
 
 
-def _load_one(key: str, alias: str, settings: Settings, executor: Executor) -> LoadedModel:
+def load_one(
+    key: str, alias: str, settings: Settings, executor: Executor, version: str | None = None
+) -> LoadedModel:
+    """One model of `BUILDERS` by alias (or a pinned `version`, as a rollout's challenger)."""
     name, build = BUILDERS[key]
-    scorer, version = load_registered(name, alias, settings)
+    scorer, version = load_registered(name, alias, settings, version)
     batcher = build(scorer, executor)
     return LoadedModel(name=name, alias=alias, version=version, scorer=scorer, batcher=batcher)
 
@@ -147,7 +151,7 @@ def load_models(settings: Settings, executor: Executor, alias: str = CHAMPION) -
     errors: dict[str, str] = {}
     for key, (name, _) in BUILDERS.items():
         try:
-            loaded[key] = _load_one(key, alias, settings, executor)
+            loaded[key] = load_one(key, alias, settings, executor)
             log.info("loaded %s@%s version %s", name, alias, loaded[key].version)
         except Exception as exc:  # the service stays up and says why in /readyz
             loaded[key] = None

@@ -228,6 +228,8 @@ class Readiness(BaseModel):
     ready: bool
     models: list[ModelStatus]
     pid: int
+    # the challenger's rollout as this worker sees it (`serving.rollout`), None when none ran
+    rollout: dict[str, Any] | None = None
 
 
 class ReloadStatus(BaseModel):

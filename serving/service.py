@@ -43,6 +43,7 @@ from serving import traffic
 from serving.cancel import CancelIntentResult, CancelReason, CustomerId
 from serving.guard import Guard
 from serving.reload import Reloader, ReloadRefused
+from serving.routing import ChurnRoute
 from serving.schemas import (
     ChurnScore,
     Customers,
@@ -81,6 +82,7 @@ class PayCycle:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         self._models = ModelSet()
         self._requests = _request_logger(self.settings)
+        self._rollout = _rollout_controller(self.settings, self._executor, self._requests)
         self._models = self._load()
         self._reloader = Reloader(
             self._load, self._swap, self.settings.params.serving.reload_timeout_s
@@ -99,6 +101,9 @@ class PayCycle:
             models.churn.batcher.observer = functools.partial(
                 _log_batch, self._requests, models.churn.version
             )
+        if models.churn is not None:  # the rollout outlives reloads of the champion
+            route = ChurnRoute(models.churn, self._rollout)
+            models = dataclasses.replace(models, churn_route=route)
         return models
 
     @bentoml.on_shutdown
@@ -106,11 +111,13 @@ class PayCycle:
         if self._requests is not None:
             self._requests.close()
         self._reloader.close()
+        self._rollout.close()
 
     @bentoml.on_startup
     def _install_sighup(self) -> None:
         loop = asyncio.get_event_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reloader.start)
+        self._rollout.start(on_promoted=self._reloader.start)  # a promotion reloads the champion
 
     def _swap(self, new) -> tuple[dict[str, str | None], str | None]:
         """Swap a freshly loaded set in (on the event loop, after the load thread is done).
@@ -177,7 +184,9 @@ class PayCycle:
                     ),
                 )
             )
-        return Readiness(ready=models.ready, models=statuses, pid=os.getpid())
+        return Readiness(
+            ready=models.ready, models=statuses, pid=os.getpid(), rollout=self._rollout.status()
+        )
 
     def _risk_band(self, p: np.ndarray) -> list[str]:
         low, high = self.settings.params.serving.risk_bands
@@ -375,6 +384,14 @@ def _request_logger(settings) -> RequestLogger | None:
     )
     logger.tidy()
     return logger
+
+
+def _rollout_controller(settings, executor, requests: RequestLogger | None):
+    """The challenger's routing and guards (`serving.rollout`); its batches go to the request log
+    under the challenger's version, with the same prediction ids as the champion's."""
+    from serving.rollout import RolloutController, load_challenger
+
+    return RolloutController(settings, load_challenger(settings, executor), requests)
 
 
 def _configure_tensorflow(threads: int) -> None:

@@ -95,11 +95,13 @@ class Decision:
         return self.action in (PROMOTED, ROLLBACK)
 
 
-def _actor() -> str:
+def actor() -> str:
+    """Who decides: `PAYCYCLE_ACTOR` (set by CI and flows), else the OS user."""
     return os.environ.get("PAYCYCLE_ACTOR") or getpass.getuser()
 
 
-def _now() -> str:
+def now() -> str:
+    """A decision's timestamp (UTC, seconds)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -240,7 +242,7 @@ def promote(
     scorer, _ = load_scorer(name, settings=settings, version=candidate)
     metrics = dict(evaluate(scorer))
     base = Decision(
-        name, REFUSED, candidate, champion, "", _round(metrics), who=_actor(), when=_now()
+        name, REFUSED, candidate, champion, "", _round(metrics), who=actor(), when=now()
     )
     if champion == candidate:
         base.reason = f"version {candidate} is already the champion"
@@ -326,8 +328,8 @@ def rollback(name: str, settings: Settings, reason: str = "manual rollback") -> 
         target,
         current,
         f"{reason}: champion v{current} → v{target}",
-        who=_actor(),
-        when=_now(),
+        who=actor(),
+        when=now(),
     )
     return record_decision(settings, decision)
 
