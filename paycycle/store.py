@@ -248,6 +248,8 @@ class Score(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=_utcnow, server_default=func.now()
     )
+    # migration 0006: joins the row to its realized outcome; null for rows scored before it
+    prediction_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class Card(Base):
