@@ -9,6 +9,8 @@ strata = segment × acquisition channel, so small segments keep their share). It
     reports/drift/<date>/<name>.json   summary: verdict, reasons, per-feature stats, Evidently's
                                        own per-column drift read by metric name
     reports/index.html                 every report with its verdict, rebuilt from the JSONs
+                                       (and the realized/estimated AUC of its closed month,
+                                       from `<name>.performance.json`, `monitoring.performance`)
 
 so tools and the index never parse HTML.
 """
@@ -31,6 +33,7 @@ from features import schema
 from monitoring.decision import Decision, Thresholds, detect_drift
 
 STRATA = ("segment", "acquisition_channel")
+PERFORMANCE_SUFFIX = ".performance.json"  # monitoring.performance writes these beside a report
 PREDICTION = "prediction"
 TARGET = "target"
 
@@ -157,12 +160,36 @@ def _read_results(result: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _performance_cells(perf: Mapping[str, Any] | None) -> str:
+    """Index cells of a report's closed month: per model version, realized and estimated AUC."""
+    if not perf:
+        return "<td>—</td><td>—</td><td>—</td><td>—</td>"
+    realized, estimated = [], []
+    for version, v in perf.get("model_versions", {}).items():
+        r, e = v.get("realized") or {}, v.get("estimated") or {}
+        realized.append(f"v{version}: {_num(r.get('roc_auc'))}")
+        band = f"[{_num(e.get('roc_auc_low'))}, {_num(e.get('roc_auc_high'))}]"
+        estimated.append(f"v{version}: {_num(e.get('roc_auc'))} {band}")
+    verdict = "; ".join(perf.get("decision", {}).get("reasons", [])) or "no drop"
+    cells = [[perf.get("window", "")], realized, estimated, [verdict]]
+    return "".join(f"<td>{'<br>'.join(html.escape(str(x)) for x in c)}</td>" for c in cells)
+
+
+def _num(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.3f}"
+
+
 def write_index(reports_dir: Path) -> Path:
     """Rebuild `reports/index.html` from every `drift/<date>/<name>.json` summary."""
     rows = []
     for path in sorted((reports_dir / "drift").glob("*/*.json"), reverse=True):
+        if path.name.endswith(PERFORMANCE_SUFFIX):
+            continue
         try:
             summary = json.loads(path.read_text())
+            perf_path = path.with_name(path.stem + PERFORMANCE_SUFFIX)
+            if perf_path.exists():
+                summary["performance"] = json.loads(perf_path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
         rows.append((path, summary))
@@ -177,7 +204,7 @@ def write_index(reports_dir: Path) -> Path:
             f"<td><a href='{html.escape(rel)}'>{html.escape(str(s.get('name', '')))}</a></td>"
             f"<td>{verdict}</td><td>{float(s.get('share', 0.0)):.3f}</td>"
             f"<td>{s.get('rows', {}).get('current', '')}</td>"
-            f"<td>{html.escape(reasons)}</td></tr>"
+            f"<td>{html.escape(reasons)}</td>{_performance_cells(s.get('performance'))}</tr>"
         )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>PayCycle drift reports</title>
@@ -192,7 +219,8 @@ tr.ok td:nth-child(3) {{ color: #1b5e20; }}
 <p>{len(rows)} report(s), newest first. Verdict rule: <code>monitoring/decision.py</code>;
 thresholds: <code>params.yaml</code> → <code>drift</code>.</p>
 <table><thead><tr><th>date</th><th>report</th><th>verdict</th><th>weighted drift share</th>
-<th>current rows</th><th>reasons</th></tr></thead>
+<th>current rows</th><th>reasons</th><th>closed month</th><th>realized AUC</th>
+<th>estimated AUC [band]</th><th>realized verdict</th></tr></thead>
 <tbody>
 {chr(10).join(body)}
 </tbody></table></body></html>
