@@ -111,19 +111,28 @@ def scored(frame: pd.DataFrame, labels: pd.Series, scorer: Scorer, version: str)
     )
 
 
+def simulated_window(
+    events: dict[str, pd.DataFrame], as_of: Any, scorer: Scorer, version: str
+) -> pd.DataFrame:
+    """The window of `as_of` in simulated events, labelled with the simulator's cancellations."""
+    from features.build import build_features, build_labels
+
+    frame = build_features(events, as_of)
+    return scored(frame, build_labels(events, as_of), scorer, version)
+
+
 def simulated_windows(
     spec: Any, scorer: Scorer, version: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """(prior window, window, its as_of) of a simulation: predictions at the first day of the
     month before the shift and of the shift month, each labelled with that month's outcomes."""
-    from features.build import build_features, build_labels
     from monitoring.windows import simulate_events
     from paycycle.calendar import month_starts
 
     events = simulate_events(spec)
     starts = month_starts(spec.start_date, spec.months)
-    out = []
-    for as_of in (starts[spec.shift - 1], starts[spec.shift]):
-        frame = build_features(events, as_of)
-        out.append(scored(frame, build_labels(events, as_of), scorer, version))
-    return out[0], out[1], pd.Timestamp(starts[spec.shift])
+    prior, current = (
+        simulated_window(events, d, scorer, version)
+        for d in starts[spec.shift - 1 : spec.shift + 1]
+    )
+    return prior, current, pd.Timestamp(starts[spec.shift])
