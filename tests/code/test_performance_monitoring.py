@@ -175,3 +175,55 @@ def test_concept_shift_keeps_inputs_and_changes_only_who_leaves() -> None:
     as_of = month_starts(specs[0].start_date, 4)[3]  # the shift month
     pd.testing.assert_frame_equal(build_features(base, as_of), build_features(shift, as_of))
     assert build_labels(shift, as_of).mean() > 1.3 * build_labels(base, as_of).mean()
+
+
+def test_store_window_joins_batch_and_served_predictions_to_cancellations(project) -> None:
+    """Batch scores and served predictions of known customers, labelled from the store; served
+    rows of unknown customers, of another month, or already batch-scored are left out."""
+    from features.build import build_labels
+    from inference.score_io import upsert_scores
+    from monitoring.outcomes import store_window
+    from paycycle.loader import load_raw
+    from paycycle.store import make_engine, upgrade
+    from paycycle.tables import read_table
+
+    as_of = dt.date(2025, 6, 1)
+    events = {t: read_table(project.raw_dir, t) for t in ("customers", "subscriptions")}
+    labels = build_labels(events, as_of)
+    a, b, c = [int(labels[labels == 1].index[0]), *map(int, labels[labels == 0].index[:2])]
+    upgrade(project)
+    engine = make_engine(project.db_url)
+    load_raw(engine, project.raw_dir)
+    batch = pd.DataFrame(
+        {
+            "customer_id": [a, b],
+            "as_of": as_of,
+            "churn_probability": [0.1, 0.2],
+            "recommendations": None,
+            "churn_model_version": "4",
+            "recommender_model_version": None,
+            "prediction_id": ["a" * 32, "b" * 32],
+        }
+    )
+    upsert_scores(engine, batch, Path("part-00000.parquet"))
+    requests = project.path(project.params.drift.requests_dir)
+    day = requests / "date=2025-06-10"
+    day.mkdir(parents=True)
+    logged = pd.to_datetime(["2025-06-10", "2025-06-10", "2025-06-10", "2025-07-02"], utc=True)
+    pd.DataFrame(
+        {
+            "customer_id": [str(b), str(c), "99999999", str(c)],
+            "churn_probability": [0.9, 0.3, 0.5, 0.6],
+            "model_version": "5",
+            "prediction_id": ["c" * 32, "d" * 32, "e" * 32, "f" * 32],
+            "logged_at": logged,
+        }
+    ).to_parquet(day / "requests-0.parquet")
+    got = store_window(engine, as_of, requests, known_until=dt.date(2025, 8, 1))
+    still_open = store_window(engine, as_of, requests, known_until=dt.date(2025, 6, 20))
+    engine.dispose()
+    assert got["customer_id"].tolist() == [a, b, c]
+    assert got["model_version"].tolist() == ["4", "4", "5"]
+    assert got["prediction_id"].tolist() == ["a" * 32, "b" * 32, "d" * 32]
+    assert got["churned"].tolist() == [1.0, 0.0, 0.0]
+    assert still_open["churned"].isna().all()
