@@ -199,7 +199,7 @@ def performance_windows(
     if scenario is not None:
         try:
             scorer, version = registry.load_scorer(registry.CHURN_MODEL, settings=settings)
-        except ConfigError as exc:
+        except (ConfigError, RegistryUnavailable) as exc:  # no champion: nothing to judge
             log.warning("no realized performance: %s", exc)
             return None
         d = settings.params.data
