@@ -23,6 +23,11 @@ GRANT UPDATE (customer_id) ON customers TO :"api_role";
 -- Idempotency-Key store of /cancel-intent, when the migration that adds it has run
 SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON cancel_intent_keys TO %I', :'api_role')
 WHERE to_regclass('public.cancel_intent_keys') IS NOT NULL \gexec
+-- rollouts (migration 0007): the service reads the running rollout and records its guard
+-- readings or the breach that ended it; which challenger, and the stage, are the driver's
+SELECT format('GRANT SELECT, UPDATE (state, reason, finished_at, readings, readings_at, timeline) '
+              'ON rollouts TO %I', :'api_role')
+WHERE to_regclass('public.rollouts') IS NOT NULL \gexec
 -- the id sequences behind those two tables (BIGSERIAL or identity), and no other sequence
 SELECT format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', s.oid::regclass, :'api_role')
 FROM pg_class s JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid

@@ -1,7 +1,10 @@
 """Daily monitoring as a Prefect 3 flow: current window → report → decision → retrain → reload.
 
 Each task wraps one function of `monitoring/` (or the training flow); the flow only wires them.
-A run without drift writes the report and stops. With drift, and when `drift.cooldown_days`
+A second check judges the champion's last closed month on its realized outcomes
+(`monitoring.loop.run_performance`: realized vs estimated performance, `<name>.performance.json`
+beside the report). A run with neither data drift nor a realized-performance drop writes the
+reports and stops. With either, and when `drift.cooldown_days`
 have passed since the last drift-triggered retrain, it runs the training flow (`flows.train`:
 tune → train → evaluate → register challenger → promote by rule, the decision logged either
 way), records the retrain, and tells the service to reload its champion.
@@ -48,13 +51,11 @@ def report(settings: Settings, reference, current, name: str) -> dict[str, Any]:
 
 @task(cache_policy=NO_CACHE)
 def publish_monitoring(out: dict[str, Any]) -> dict[str, str]:
-    """The run's reviewer artifacts: verdict, reasons, the window's performance if written."""
-    from pathlib import Path
-
+    """The run's reviewer artifacts: verdict, reasons, the closed month's performance if any."""
     from flows.artifacts import publish
-    from monitoring.artifacts import monitoring_artifact, window_performance
+    from monitoring.artifacts import monitoring_artifact
 
-    return publish(monitoring_artifact(out, window_performance(Path(out["json"]))))
+    return publish(monitoring_artifact(out, out.get("performance")))
 
 
 def retrain_and_promote(settings: Settings, tune: bool) -> dict[str, Any]:
@@ -62,6 +63,27 @@ def retrain_and_promote(settings: Settings, tune: bool) -> dict[str, Any]:
     from flows.train import train
 
     return train(tune=tune, root=str(settings.root))
+
+
+@task(cache_policy=NO_CACHE, log_prints=True)
+def performance(
+    settings: Settings,
+    scenario: str | None,
+    customers: int,
+    months: int,
+    seed: int | None,
+    report_json: str,
+    name: str,
+) -> dict[str, Any] | None:
+    """Realized + estimated performance of the last closed month, and its verdict."""
+    from pathlib import Path
+
+    from monitoring import loop
+
+    windows = loop.performance_windows(settings, scenario, customers, months, seed)
+    out = loop.run_performance(settings, windows, Path(report_json), name)
+    print(out["decision"] if out else "no closed month to judge yet")
+    return out
 
 
 @task(cache_policy=NO_CACHE, log_prints=True)
@@ -109,21 +131,26 @@ def monitor_and_retrain(
         root: project directory (default: this project or `$PAYCYCLE_ROOT`).
 
     Returns:
-        The report summary, plus `retrain`/`reload` outcomes or the reason they were skipped.
+        The report summary, `performance` (None without a closed month) and `realized_drift`,
+        plus `retrain`/`reload` outcomes or the reason they were skipped.
     """
     from monitoring.loop import cooldown_passed, report_name
 
     settings = config.load(root=root) if root else config.load()
     ref, cur = build_windows(settings, scenario, customers, months, seed)
-    out = report(settings, ref, cur, report_name(scenario))
+    name = report_name(scenario)
+    out = report(settings, ref, cur, name)
+    perf = performance(settings, scenario, customers, months, seed, out["json"], name)
+    realized = bool(perf and perf["decision"]["realized_drift"])
+    out = {**out, "performance": perf, "realized_drift": realized}
     out["artifacts"] = publish_monitoring(out)
-    if not out["drift"]:
+    if not (out["drift"] or realized):
         return {**out, "action": "none"}
     if not allow_retrain:
         return {**out, "action": "report only (retraining disabled)"}
     ok, why = cooldown_passed(settings)
     if not ok:
-        print(f"drift, but no retrain: {why}")
+        print(f"drift or performance drop, but no retrain: {why}")
         return {**out, "action": f"skipped retrain: {why}"}
     trained = retrain(settings, tune)
     return {**out, "action": "retrained", "retrain": trained, "reload": reload(settings)}

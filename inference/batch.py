@@ -19,6 +19,8 @@ run and a local run produce the same rows.
 * Recommendations: when `paycycle-recommender@champion` exists, its top `scoring.top_k` items
   (`[{"item", "kind", "score"}, ...]` as JSON) go in `recommendations`; otherwise that column and
   `recommender_model_version` stay null and the churn scores are unchanged.
+* Prediction ids: each row gets one (`inference.prediction_ids.new_ids`, as the service's
+  answers do), so monitoring can join the prediction to the customer's realized outcome.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from inference.prediction_ids import new_ids
 from inference.registry import CHAMPION, CHURN_MODEL, RECOMMENDER_MODEL, alias_version, load_scorer
 from inference.score_io import (
     check_store,
@@ -156,6 +159,7 @@ def empty_scores() -> pd.DataFrame:
             "recommendations": pd.Series(dtype="object"),
             "churn_model_version": pd.Series(dtype="object"),
             "recommender_model_version": pd.Series(dtype="object"),
+            "prediction_id": pd.Series(dtype="object"),
         }
     )
 
@@ -199,6 +203,7 @@ def score_events(
             "recommendations": None,
             "churn_model_version": models.versions.churn,
             "recommender_model_version": models.versions.recommender,
+            "prediction_id": new_ids(len(feats)),
         }
     )
     if models.recommender is not None:

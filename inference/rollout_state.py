@@ -1,4 +1,4 @@
-"""Rollout state in the store (`rollouts` table, migration 0006r): the one record the driver
+"""Rollout state in the store (`rollouts` table, migration 0007): the one record the driver
 (CLI and Prefect flow) and every service worker share.
 
 Writers never overwrite each other's decision: ending a rollout and moving its stage are

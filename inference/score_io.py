@@ -27,6 +27,7 @@ SCORE_COLUMNS = (
     "recommendations",
     "churn_model_version",
     "recommender_model_version",
+    "prediction_id",
 )
 
 
@@ -94,6 +95,7 @@ def write_partition(scores: pd.DataFrame, out_dir: Path, as_of: dt.date, part: s
             ("recommendations", pa.string()),
             ("churn_model_version", pa.string()),
             ("recommender_model_version", pa.string()),
+            ("prediction_id", pa.string()),
         ]
     )
     folder = partition_dir(out_dir, as_of)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.index_page import PERFORMANCE_FILE, read_json, report_series
+from monitoring.index_page import report_series
 
 MISSING = "—"
 
@@ -35,14 +35,6 @@ class ArtifactContent:
 def artifact_key(*parts: str) -> str:
     """A Prefect artifact key (lowercase letters, digits and dashes only)."""
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-") or "artifact"
-
-
-def window_performance(report_json: Path) -> dict[str, Any] | None:
-    """The window's performance file next to a drift summary (`<name>.performance.json`, else
-    `performance.json`), or None when there is none or it cannot be read."""
-    path = Path(report_json)
-    own = path.with_name(f"{path.stem}.{PERFORMANCE_FILE}")
-    return read_json(own) if own.exists() else read_json(path.parent / PERFORMANCE_FILE)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

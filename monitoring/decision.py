@@ -18,6 +18,13 @@ Rule (thresholds in `params.yaml` → `drift:`; names below are its keys):
    expected calibration error rose by ≥ `calibration_rise`.
 
 Verdict: drift when any of 2–4 holds. The reasons are kept, so a report says *why*.
+
+5. **Realized performance** (`performance_drop`, once a month's outcomes are known, per model
+   version against its own previous month, `monitoring.performance`): ROC AUC fell by ≥
+   `performance_auc_drop` or the Brier score rose by ≥ `performance_brier_rise` (tuned by
+   `benchmarks/tune_performance.py` on seeds the benchmark does not report). It catches what
+   1–3 cannot: a change in *why* customers leave with the inputs unchanged (`concept_shift`).
+   The monitor loop retrains on it through the same path and cooldown as on data drift.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class Thresholds:
     prediction_psi_threshold: float = 0.1
     auc_drop: float = 0.03
     calibration_rise: float = 0.03
+    performance_auc_drop: float = 0.05
+    performance_brier_rise: float = 0.01
     bins: int = 10
     feature_thresholds: Mapping[str, float] = field(default_factory=dict)
 
@@ -140,6 +149,32 @@ def model_quality(labels: np.ndarray, predictions: np.ndarray) -> Quality | None
     if y.size == 0 or len(np.unique(y)) < 2:
         return None
     return Quality(float(roc_auc_score(y, p)), expected_calibration_error(y, p), int(y.size))
+
+
+def performance_drop(
+    reference: Mapping[str, Any] | None, current: Mapping[str, Any] | None, thresholds: Thresholds
+) -> tuple[bool, list[str]]:
+    """Rule 5: did the ROC AUC fall or the Brier score rise past the thresholds?
+
+    Args:
+        reference: `roc_auc` and `brier` of the previous labelled window (None: no reference).
+        current: the same keys for the window checked: realized, or estimated to ask the same
+            question of the label-free estimate.
+        thresholds: `performance_auc_drop`, `performance_brier_rise`.
+
+    Returns:
+        (fired, reasons); never fires without both windows.
+    """
+    if not reference or not current:
+        return False, []
+    auc_fall = float(reference["roc_auc"]) - float(current["roc_auc"])
+    brier_rise = float(current["brier"]) - float(reference["brier"])
+    reasons = []
+    if auc_fall >= thresholds.performance_auc_drop:
+        reasons.append(f"ROC AUC fell {auc_fall:.3f} >= {thresholds.performance_auc_drop}")
+    if brier_rise >= thresholds.performance_brier_rise:
+        reasons.append(f"Brier rose {brier_rise:.4f} >= {thresholds.performance_brier_rise}")
+    return bool(reasons), reasons
 
 
 def feature_drift(

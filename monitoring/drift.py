@@ -8,8 +8,10 @@ strata = segment × acquisition channel, so small segments keep their share). It
     reports/drift/<date>/<name>.html   Evidently report (data drift, prediction drift, quality)
     reports/drift/<date>/<name>.json   summary: verdict, reasons, per-feature stats, Evidently's
                                        own per-column drift read by metric name
-    reports/index.html                 every report with its verdict and trend charts, rebuilt
-                                       from the JSONs (`monitoring.index_page`)
+    reports/index.html                 every report with its verdict, its closed month's realized
+                                       and estimated AUC (`<name>.performance.json`, written by
+                                       `monitoring.performance`) and trend charts, rebuilt from
+                                       the JSONs (`monitoring.index_page`)
 
 so tools and the index never parse HTML. Every column of the Evidently report is tested with our
 own rule and thresholds (`monitoring.report_rule`), so its per-column flags are the verdict's.
@@ -34,6 +36,7 @@ from monitoring.decision import Decision, Thresholds, detect_drift
 from monitoring.index_page import write_index
 
 STRATA = ("segment", "acquisition_channel")
+PERFORMANCE_SUFFIX = ".performance.json"  # monitoring.performance writes these beside a report
 PREDICTION = "prediction"
 TARGET = "target"
 

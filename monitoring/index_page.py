@@ -43,6 +43,14 @@ def read_summaries(reports_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
+def window_performance(report_json: Path) -> dict[str, Any] | None:
+    """The window's performance file next to a drift summary (`<name>.performance.json`, else
+    `performance.json`), or None when there is none or it cannot be read."""
+    path = Path(report_json)
+    own = path.with_name(f"{path.stem}.{PERFORMANCE_FILE}")
+    return read_json(own) if own.exists() else read_json(path.parent / PERFORMANCE_FILE)
+
+
 def read_performance(reports_dir: Path) -> list[dict[str, Any]]:
     """Per-window performance files, oldest window first."""
     found = [read_json(p) for p in (reports_dir / "drift").glob(f"*/*{PERFORMANCE_FILE}")]
@@ -117,6 +125,25 @@ def auc_chart(performance: list[dict[str, Any]]) -> str:
     return line_chart("ROC AUC per model version: estimated vs realized", xs, series, y_label="AUC")
 
 
+def _num(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.3f}"
+
+
+def _performance_cells(perf: dict[str, Any] | None) -> str:
+    """A report's closed month: per model version, realized and estimated AUC, and the verdict."""
+    if not perf:
+        return "<td>—</td><td>—</td><td>—</td><td>—</td>"
+    realized, estimated = [], []
+    for version, v in (perf.get("model_versions") or {}).items():
+        r, e = (v or {}).get("realized") or {}, (v or {}).get("estimated") or {}
+        realized.append(f"v{version}: {_num(r.get('roc_auc'))}")
+        band = f"[{_num(e.get('roc_auc_low'))}, {_num(e.get('roc_auc_high'))}]"
+        estimated.append(f"v{version}: {_num(e.get('roc_auc'))} {band}")
+    verdict = "; ".join((perf.get("decision") or {}).get("reasons", [])) or "no drop"
+    cells = [[perf.get("window", "")], realized, estimated, [verdict]]
+    return "".join(f"<td>{'<br>'.join(html.escape(str(x)) for x in c)}</td>" for c in cells)
+
+
 def _row(reports_dir: Path, path: Path, s: dict[str, Any]) -> str:
     rel = path.with_suffix(".html").relative_to(reports_dir).as_posix()
     verdict = "DRIFT" if s.get("drift") else "no drift"
@@ -127,7 +154,7 @@ def _row(reports_dir: Path, path: Path, s: dict[str, Any]) -> str:
         f"<td><a href='{html.escape(rel)}'>{html.escape(str(s.get('name', '')))}</a></td>"
         f"<td>{verdict}</td><td>{float(s.get('share', 0.0)):.3f}</td>"
         f"<td>{s.get('rows', {}).get('current', '')}</td>"
-        f"<td>{html.escape(reasons)}</td></tr>"
+        f"<td>{html.escape(reasons)}</td>{_performance_cells(window_performance(path))}</tr>"
     )
 
 
@@ -152,7 +179,8 @@ figure.chart {{ margin: 0; }} figcaption {{ font-weight: 600; margin-bottom: .3r
 thresholds: <code>params.yaml</code> → <code>drift</code>.</p>
 <section class="charts">{charts}</section>
 <table><thead><tr><th>date</th><th>report</th><th>verdict</th><th>weighted drift share</th>
-<th>current rows</th><th>reasons</th></tr></thead>
+<th>current rows</th><th>reasons</th><th>closed month</th><th>realized AUC</th>
+<th>estimated AUC [band]</th><th>realized verdict</th></tr></thead>
 <tbody>
 {body}
 </tbody></table></body></html>

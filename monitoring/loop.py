@@ -2,6 +2,9 @@
 
 * `build_windows` (`simulated_windows` / `production_windows`): the (reference, current) pair
   to compare, for `paycycle monitor` and the flow alike;
+* `run_performance`: realized and estimated performance of the last month whose outcomes are
+  known (`monitoring.performance`), written beside the drift report as `<name>.performance.json`
+  and logged to the champion's run; its `decision.realized_drift` retrains like data drift;
 * `cooldown_passed` / `record_retrain`: the guard between drift-triggered retrains, kept in
   `<reports_dir>/monitor_state.json` next to the reports it explains;
 * `reload_service`: `POST <service_url>/admin/reload` with the bearer token.
@@ -26,17 +29,22 @@ log = logging.getLogger("paycycle.monitoring")
 STATE_FILE = "monitor_state.json"
 
 
+def _sim_spec(scenario: str, customers: int, months: int, seed: int, start_date: dt.date):
+    """The simulation behind `--scenario` monitoring (shift in the last month)."""
+    from paycycle.sim.simulator import SimSpec
+
+    return SimSpec(
+        customers=customers, months=months, seed=seed, scenario=scenario, start_date=start_date
+    )
+
+
 def simulated_windows(
     scenario: str, customers: int, months: int, seed: int, start_date: dt.date
 ) -> tuple[Window, Window]:
     """Fresh in-memory simulation of `scenario` (shift in the last month); see `windows`."""
     from monitoring.windows import scenario_windows
-    from paycycle.sim.simulator import SimSpec
 
-    spec = SimSpec(
-        customers=customers, months=months, seed=seed, scenario=scenario, start_date=start_date
-    )
-    return scenario_windows(spec)
+    return scenario_windows(_sim_spec(scenario, customers, months, seed, start_date))
 
 
 def build_windows(
@@ -145,10 +153,17 @@ def run_report(settings: Settings, reference: Window, current: Window, name: str
     }
 
 
-def log_to_champion(settings: Settings, paths: list[Path], name: str) -> str | None:
-    """Attach a report to the churn champion's training run (artifacts `drift/<name>/`), so the
-    MLflow UI shows a model's drift history next to its metrics. Returns the run id, or None
-    when there is no champion yet (the report stands alone under reports/)."""
+def log_to_champion(
+    settings: Settings,
+    paths: list[Path],
+    name: str,
+    metrics: dict[str, float] | None = None,
+    step: int = 0,
+) -> str | None:
+    """Attach a report to the churn champion's training run (artifacts `drift/<name>/`, and
+    `metrics` at `step`), so the MLflow UI shows a model's monitoring history next to its
+    training metrics. Returns the run id, or None when there is no champion yet (the report
+    stands alone under reports/)."""
     from inference import registry
 
     version = registry.alias_version(settings, registry.CHURN_MODEL, registry.CHAMPION)
@@ -160,7 +175,84 @@ def log_to_champion(settings: Settings, paths: list[Path], name: str) -> str | N
         return None
     for path in paths:
         client.log_artifact(run_id, str(path), artifact_path=f"drift/{name}")
+    for key, value in (metrics or {}).items():
+        client.log_metric(run_id, key, value, step=step)
     return run_id
+
+
+def performance_windows(
+    settings: Settings, scenario: str | None, customers: int, months: int, seed: int | None
+) -> tuple[pd.DataFrame | None, pd.DataFrame, pd.Timestamp] | None:
+    """(prior window, window, as_of) of the champion's last closed month, or None when there
+    is nothing to judge yet (no champion, no scores).
+
+    Simulated (`scenario`): the champion scores a fresh simulation before and in the shift
+    month. Production: the two newest `scores` dates whose 30-day outcomes are complete, plus
+    the request log (`monitoring.outcomes.store_window`).
+    """
+    from sqlalchemy import select
+
+    from features.build import HORIZON_DAYS
+    from inference import registry
+    from monitoring import outcomes
+    from paycycle.errors import ConfigError
+    from paycycle.store import Score, make_engine
+
+    if scenario is not None:
+        try:
+            scorer, version = registry.load_scorer(registry.CHURN_MODEL, settings=settings)
+        except (ConfigError, RegistryUnavailable) as exc:  # no champion: nothing to judge
+            log.warning("no realized performance: %s", exc)
+            return None
+        d = settings.params.data
+        spec = _sim_spec(
+            scenario, customers, months, d.seed if seed is None else seed, d.start_date
+        )
+        return outcomes.simulated_windows(spec, scorer, version)
+    engine = make_engine(settings.db_url)
+    try:
+        closed = dt.date.today() - dt.timedelta(days=HORIZON_DAYS)
+        with engine.connect() as conn:
+            dates = conn.execute(
+                select(Score.as_of).where(Score.as_of <= closed).distinct().order_by(Score.as_of)
+            ).scalars()
+            dates = list(dates)[-2:]
+        if not dates:
+            return None
+        requests = settings.path(settings.params.drift.requests_dir)
+        windows = [outcomes.store_window(engine, d, requests) for d in dates]
+    finally:
+        engine.dispose()
+    return (windows[0] if len(windows) == 2 else None), windows[-1], pd.Timestamp(dates[-1])
+
+
+def run_performance(
+    settings: Settings,
+    windows: tuple[pd.DataFrame | None, pd.DataFrame, pd.Timestamp] | None,
+    report_json: Path,
+    name: str,
+) -> dict[str, Any] | None:
+    """Judge one closed month (`performance_windows`): write `<name>.performance.json` beside
+    the drift report, log `perf_*` metrics (step = YYYYMM) to the champion's run, rebuild the
+    index. Returns the summary, or None without windows."""
+    from mlflow.exceptions import MlflowException
+
+    from monitoring.decision import Thresholds
+    from monitoring.drift import write_index
+    from monitoring.performance import flat_metrics, summarise, write_performance
+
+    if windows is None:
+        return None
+    prior, current, as_of = windows
+    summary = summarise(current, as_of, Thresholds.from_params(settings.params.drift), prior)
+    path = write_performance(summary, report_json)
+    write_index(settings.path(settings.params.drift.reports_dir))
+    try:
+        step = int(f"{as_of:%Y%m}")
+        log_to_champion(settings, [path], name, flat_metrics(summary), step)
+    except (MlflowException, OSError, RegistryUnavailable) as exc:
+        log.warning("performance not logged to the champion's run: %s", exc)
+    return {**summary, "path": str(path)}
 
 
 def _state_path(settings: Settings) -> Path:

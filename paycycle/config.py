@@ -34,8 +34,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from paycycle.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("baseline", "price_shock", "usage_drop", "payment_outage", "segment_mix")
-Scenario = Literal["baseline", "price_shock", "usage_drop", "payment_outage", "segment_mix"]
+SCENARIOS = (
+    "baseline",
+    "price_shock",
+    "usage_drop",
+    "payment_outage",
+    "segment_mix",
+    "concept_shift",
+)
+Scenario = Literal[
+    "baseline", "price_shock", "usage_drop", "payment_outage", "segment_mix", "concept_shift"
+]
+# scenarios that move observable inputs (data drift can see them); concept_shift moves only P(y|x)
+COVARIATE_SCENARIOS = ("price_shock", "usage_drop", "payment_outage", "segment_mix")
 
 
 class Section(BaseModel):
@@ -279,6 +290,9 @@ class DriftParams(Section):
     prediction_psi_threshold: float = Field(0.1, gt=0)
     auc_drop: float = Field(0.03, gt=0)
     calibration_rise: float = Field(0.03, gt=0)
+    # realized-performance rule (monitoring.decision.performance_drop), benchmarks/tune_performance
+    performance_auc_drop: float = Field(0.05, gt=0)
+    performance_brier_rise: float = Field(0.01, gt=0)
     bins: int = Field(10, ge=2, le=100)
     feature_thresholds: dict[str, float] = Field(default_factory=dict)  # per-feature overrides
     report_sample_rows: int = Field(50_000, ge=1_000)  # stratified sample for the HTML report

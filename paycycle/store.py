@@ -248,6 +248,8 @@ class Score(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=_utcnow, server_default=func.now()
     )
+    # migration 0006: joins the row to its realized outcome; null for rows scored before it
+    prediction_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class Card(Base):
@@ -350,7 +352,7 @@ class NoticeText(Base):
 
 
 class Rollout(Base):
-    """A challenger's safe rollout (migration 0006r): the state the driver (`training/rollout.py`)
+    """A challenger's safe rollout (migration 0007): the state the driver (`training/rollout.py`)
     and every service worker (`serving/rollout.py`) share. `state` is running, rolled_back,
     aborted or promoted; `stage` indexes `rollout.stages`; `readings` holds the service's last
     guard readings (JSON), `timeline` the stages passed, `reason` why it ended."""

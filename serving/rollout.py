@@ -341,7 +341,7 @@ class RolloutController:
 
         try:
             return rollout_state.latest(self._store(), self.model)
-        except (OperationalError, ProgrammingError) as exc:  # store not migrated to 0006r yet
+        except (OperationalError, ProgrammingError) as exc:  # store not migrated to 0007 yet
             self.error = f"rollouts unreadable: {str(exc).splitlines()[0][:200]}"
             return None
 

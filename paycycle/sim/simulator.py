@@ -39,7 +39,12 @@ Scenarios change the months from ``shift_month`` (default: the last one) on, and
 randomness, so a scenario run equals the baseline run before the shift:
 ``price_shock`` prices +30%; ``usage_drop`` smb usage −40%; ``payment_outage`` failure
 probability ×5 for charges due on days 1–7; ``segment_mix`` 8% of customers become new signups in
-the shift month, 70% of them through the new ``affiliate`` channel and 70% consumers.
+the shift month, 70% of them through the new ``affiliate`` channel and 70% consumers;
+``concept_shift`` a competitor's cheaper plan: the churn logit gains
+``CONCEPT_SHIFT_LOGIT·max(s, 0)``, so price-sensitive customers leave more often while every
+observable input keeps its baseline distribution (``s`` is never observed, and only the churn
+draw reads it): a shift in *why* customers leave that data drift cannot see, only realized
+performance (`monitoring.performance`) can.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ OFFER_MULT = {
     "plan_change": 0.50,
     "addon_trial": 0.80,
 }
+CONCEPT_SHIFT_LOGIT = 1.2  # concept_shift: extra churn logit per unit of positive sensitivity
 OFFER_RATE = 0.04
 ADOPT_RATE = 0.04
 
@@ -318,6 +324,8 @@ def simulate_chunk(spec: SimSpec, chunk: int, first_id: int, n: int) -> dict[str
             + np.log(offer_mult)
             + 0.3 * eps
         )
+        if spec.scenario == "concept_shift" and shifted:
+            logit = logit + CONCEPT_SHIFT_LOGIT * np.maximum(c.s, 0.0)
         hazard = _sigmoid(logit)
         idx = np.flatnonzero(at_risk)
         out["hazard"].append(

@@ -6,13 +6,13 @@ import json
 import re
 from pathlib import Path
 
-from monitoring.artifacts import (
-    artifact_key,
-    monitoring_artifact,
-    promotion_artifact,
+from monitoring.artifacts import artifact_key, monitoring_artifact, promotion_artifact
+from monitoring.index_page import (
+    drift_share_chart,
+    read_summaries,
     window_performance,
+    write_index,
 )
-from monitoring.index_page import drift_share_chart, read_summaries, write_index
 from tests.monitoring_files import performance, write_window
 
 

@@ -27,7 +27,7 @@ from inference.score_io import (
 from paycycle.config import Settings
 from paycycle.errors import EXIT_DATA, EXIT_USAGE, DataError
 from paycycle.loader import load_raw
-from paycycle.store import make_engine, upgrade
+from paycycle.store import head_revision, make_engine, upgrade
 from tests.conftest import PROJECT_ROOT, env_without_prefect, run_python
 
 AS_OF = dt.date(2025, 10, 1)
@@ -43,6 +43,7 @@ def _scores(ids: list[int], p: float, recs: bool = True) -> pd.DataFrame:
             "recommendations": [rec if recs else None] * len(ids),
             "churn_model_version": "3",
             "recommender_model_version": "1" if recs else None,
+            "prediction_id": [f"{i:032x}" for i in ids],
         }
     )
 
@@ -160,3 +161,25 @@ def test_without_prefect_api_url_a_temporary_server_runs_the_flow_and_stops(
     done = run_python(["-c", TEMP_SERVER_FLOW], cwd=tmp_path, env=env, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-1] == "done" and "http://127.0.0.1" in done.stdout
+
+
+def test_migration_0006_keeps_scores_and_adds_null_prediction_ids(project: Settings) -> None:
+    """A store holding scores from before revision 0006 keeps every row; ids start null."""
+    upgrade(project, revision="0005")
+    engine = make_engine(project.db_url)
+    load_raw(engine, project.raw_dir)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO scores (customer_id, as_of, churn_probability, churn_model_version)"
+                " VALUES (1, '2025-10-01', 0.25, '3'), (2, '2025-10-01', 0.5, '3')"
+            )
+        )
+    assert upgrade(project) == head_revision()
+    assert upsert_scores(engine, _scores([3], 0.1), Path("part-00000.parquet")) == 1
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT customer_id, churn_probability, prediction_id FROM scores ORDER BY 1")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(1, 0.25, None), (2, 0.5, None), (3, 0.1, f"{3:032x}")]

@@ -114,7 +114,7 @@ def test_properties_hold_for_any_spec(n: int, months: int, seed: int, scenario: 
 
 def test_scenarios_equal_baseline_before_the_shift(tmp_path: Path) -> None:
     base = simulate_chunk(SimSpec(customers=800, months=6, seed=5), 0, 1, 800)
-    for scenario in ("price_shock", "usage_drop", "payment_outage"):
+    for scenario in ("price_shock", "usage_drop", "payment_outage", "concept_shift"):
         shifted = simulate_chunk(
             SimSpec(customers=800, months=6, seed=5, scenario=scenario), 0, 1, 800
         )

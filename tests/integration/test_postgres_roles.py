@@ -179,6 +179,11 @@ def test_api_role_reads_scores_and_records_a_cancel_intent(migrated) -> None:
         "UPDATE alembic_version SET version_num = 'x'",
         "CREATE TABLE pwned (id int)",
         "SELECT nextval('notices_notice_id_seq')",
+        # rollouts: the service may record readings or end one, never pick the challenger
+        "INSERT INTO rollouts (model, challenger_version, state) VALUES ('m', '9', 'running')",
+        "UPDATE rollouts SET challenger_version = '9'",
+        "UPDATE rollouts SET stage = 3",
+        "DELETE FROM rollouts",
     ],
 )
 def test_api_role_cannot_delete_drop_or_write_customers(migrated, attack: str) -> None:
@@ -265,3 +270,14 @@ def test_init_script_passwords_cannot_inject_sql() -> None:
 def test_init_script_refuses_a_missing_password() -> None:
     done = run_init_script(f"_roles_test_{uuid.uuid4().hex[:10]}", PAYCYCLE_DB_API_PASSWORD="")
     assert done.returncode != 0 and "set PAYCYCLE_DB_API_PASSWORD" in done.stderr
+
+
+def test_api_role_records_rollout_readings_and_ends_a_rollout(migrated) -> None:
+    """The service's two writes to `rollouts` (migration 0007), as the API role."""
+    from inference import rollout_state
+
+    _, owner, api = migrated
+    view = rollout_state.begin(owner, "paycycle-churn", "4", "3")
+    rollout_state.report(api, view.rollout_id, {"error_rate": 0.0})
+    assert rollout_state.end(api, view.rollout_id, "rolled_back", "error rate 0.2 > 0.02")
+    assert rollout_state.get(owner, view.rollout_id).state == "rolled_back"

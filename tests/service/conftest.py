@@ -114,3 +114,13 @@ def api(serving_store: tuple[str, Path]) -> Iterator[Api]:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, proc, log)
         yield Api(url=url, token=token, tracking_uri=uri, workdir=work, link_secret=link_secret)
+
+
+@pytest.fixture()
+def monitor_env(api: Api, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the monitor flow at the running service and its registry; returns the project root
+    (the fixture's work folder) to pass as the flow's `root`."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", api.tracking_uri)
+    monkeypatch.setenv("PAYCYCLE_SERVICE_URL", api.url)
+    monkeypatch.setenv("PAYCYCLE_API_TOKEN", api.token)
+    return str(api.workdir)

@@ -23,16 +23,13 @@ def _served_churn_version(api) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_usage_drop_retrains_and_the_service_follows_baseline_does_nothing(
-    api, prefect_harness, monkeypatch: pytest.MonkeyPatch
+    api, monitor_env: str, prefect_harness
 ) -> None:
     from flows.monitor import monitor_and_retrain
     from inference import registry as models
     from training.registry import history
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", api.tracking_uri)
-    monkeypatch.setenv("PAYCYCLE_SERVICE_URL", api.url)
-    monkeypatch.setenv("PAYCYCLE_API_TOKEN", api.token)
-    root = str(api.workdir)
+    root = monitor_env
     settings = api.settings()
     before = _served_churn_version(api)
     versions_before = len(models.client(settings).search_model_versions(f"name='{CHURN_MODEL}'"))

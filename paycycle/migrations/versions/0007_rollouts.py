@@ -5,8 +5,8 @@ routes shadow or canary traffic to the challenger and writes its guard readings 
 that rolled it back); the driver moves `stage` forward after each baking period and marks it
 promoted when the last stage passed (`paycycle.store.Rollout`).
 
-Revision ID: 0006r
-Revises: 0005 (another 0006 adds scores.prediction_id in parallel: re-chain at merge)
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03
 """
 
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision: str = "0006r"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
