@@ -67,8 +67,12 @@ class HotRoutes:
     def _service(self) -> Any:
         if self._instance is None:
             import bentoml
+            from bentoml.exceptions import BentoMLException
 
-            self._instance = bentoml.get_current_service()
+            try:
+                self._instance = bentoml.get_current_service()
+            except BentoMLException:  # "isn't instantiated yet": still starting
+                return None
         return self._instance
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
