@@ -29,7 +29,7 @@ from typing import Any
 
 from paycycle import config
 from serving.credentials import check_service_secrets
-from serving.hot import hot_routes
+from serving.hot import HotRoutes
 from serving.openapi import OPEN_PATHS, RELOAD_PATH, complete_spec
 from serving.selfserve import SELF_SERVE_PATHS
 from serving.selfserve import answer as self_serve
@@ -90,7 +90,7 @@ class Guard:
         self.link_secret = settings.link_secret
         self._spec: bytes | None = None
         self.hot_paths = frozenset(hot or ())
-        self.hot = hot_routes(hot or {}, timeout, max_concurrency)
+        self.hot = HotRoutes(hot or {}, timeout, max_concurrency)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

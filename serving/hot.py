@@ -6,11 +6,13 @@ Prometheus metrics middleware ~25%, measured one at a time with wrk, issue 19) a
 context, IO descriptors and router. The model costs microseconds per customer.
 
 `serving.guard.Guard` runs in front of BentoML's middlewares (`serving.traffic`) and, after its
-token, body-limit and content-type checks, hands a hot route's request to `hot_routes(...)`:
+token, body-limit and content-type checks, hands a hot route's request to `HotRoutes`:
 
-- 503 past `max_concurrency` requests in flight and 504 past `timeout` seconds: the same
-  `serving.traffic` middlewares (and bodies) BentoML uses, with their own semaphore for the hot
-  routes (BentoML's covers the other routes);
+- 503 past `max_concurrency` requests in flight and 504 past `timeout` seconds, with the bodies
+  of `serving.traffic`'s middlewares (their own count: BentoML's covers the other routes). Not
+  those middlewares themselves: the timeout's extra task per request cost ~50–90 µs (measured
+  in-process), more than the rest of the hot path; `asyncio.timeout` on the request's own task
+  and an integer count cost a few;
 - the body goes to a service method `answer(body: bytes) -> (status, JSON bytes)`, which parses
   and validates it in one pydantic call and scores it (`PayCycle.answer_churn`);
 - `/metrics` gets `paycycle_hot_requests_total{route,status}` and
@@ -23,12 +25,13 @@ and answer through the same code), packaging and `bentoml serve`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from typing import Any
 
-from serving.traffic import CancellingTimeout, OverloadIs503
+from serving.traffic import OVERLOADED, RETRY_AFTER, timed_out
 
 log = logging.getLogger("paycycle.serving")
 
@@ -56,11 +59,24 @@ async def read_body(receive: Any) -> bytes | None:
     return b"".join(chunks)
 
 
-class HotRoutes:
-    """ASGI app: `path -> name of the service method that answers it`."""
+async def _send(send: Any, status: int, payload: bytes, headers: tuple = ()) -> None:
+    length = (b"content-length", str(len(payload)).encode())
+    start = {"type": "http.response.start", "status": status}
+    await send({**start, "headers": [*JSON_HEADERS, length, *headers]})
+    await send({"type": "http.response.body", "body": payload})
 
-    def __init__(self, methods: dict[str, str]) -> None:
+
+class HotRoutes:
+    """ASGI app: `path -> name of the service method that answers it`, with 503 past
+    `max_concurrency` requests in flight and 504 past `timeout` seconds to the answer."""
+
+    def __init__(self, methods: dict[str, str], timeout: float, max_concurrency: int) -> None:
         self.methods = methods
+        self.timeout = timeout
+        self.max_concurrency = max_concurrency
+        self.in_flight = 0
+        self._overloaded = json.dumps(OVERLOADED).encode()
+        self._timed_out = json.dumps(timed_out(timeout)).encode()
         self._instance: Any = None
         self._metrics: Any = None
 
@@ -76,37 +92,41 @@ class HotRoutes:
         return self._instance
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.in_flight >= self.max_concurrency:
+            await _send(send, 503, self._overloaded, ((b"retry-after", RETRY_AFTER.encode()),))
+            return
+        self.in_flight += 1
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, scope: Any, receive: Any, send: Any) -> None:
         start = time.perf_counter()
         path = scope["path"]
-        body = await read_body(receive)
-        if body is None:
-            return
-        instance = self._service()
-        if instance is None:
-            status, payload = 503, STARTING
-        else:
-            try:
-                status, payload = await getattr(instance, self.methods[path])(body)
-            except Exception:  # one JSON 500, the traceback in the log (as BentoML does)
-                log.exception("%s failed", path)
-                status, payload = 500, UNEXPECTED
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        try:
+            async with asyncio.timeout(self.timeout):
+                body = await read_body(receive)
+                if body is None:
+                    return
+                status, payload = await self._call(path, body)
+        except TimeoutError:
+            status, payload = 504, self._timed_out
+        await _send(send, status, payload)
         if self._metrics is None:
             from serving.metrics import hot_route_metrics
 
             self._metrics = hot_route_metrics()
         self._metrics.observe(path, status, time.perf_counter() - start)
 
-
-def hot_routes(methods: dict[str, str], timeout: float, max_concurrency: int) -> Any:
-    """The ASGI app answering `methods`' paths, behind the overload (503) and timeout (504)
-    middlewares BentoML applies to its own routes."""
-    answer = CancellingTimeout(HotRoutes(methods), timeout=timeout)
-    return OverloadIs503(answer, max_concurrency=max_concurrency)
+    async def _call(self, path: str, body: bytes) -> tuple[int, bytes]:
+        instance = self._service()
+        if instance is None:
+            return 503, STARTING
+        try:
+            return await getattr(instance, self.methods[path])(body)
+        except (TimeoutError, asyncio.CancelledError):
+            raise
+        except Exception:  # one JSON 500, the traceback in the log (as BentoML does)
+            log.exception("%s failed", path)
+            return 500, UNEXPECTED

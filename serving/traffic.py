@@ -33,6 +33,13 @@ from starlette.responses import JSONResponse
 _ORIGINAL = traffic.TimeoutMiddleware
 _ORIGINAL_LIMIT = traffic.MaxConcurrencyMiddleware
 _ORIGINAL_MIDDLEWARES = ServiceAppFactory.middlewares
+OVERLOADED = {"error": "overloaded: too many requests in flight; retry shortly", "detail": []}
+RETRY_AFTER = "1"  # seconds, the Retry-After of an overloaded answer
+
+
+def timed_out(timeout: float) -> dict[str, str]:
+    """The 504 body (BentoML's wording) for a request not answered within `timeout` s."""
+    return {"error": f"Not able to process the request in {timeout} seconds"}
 
 
 class CancellingTimeout(_ORIGINAL):
@@ -60,8 +67,7 @@ class CancellingTimeout(_ORIGINAL):
             await waiter
         except TimeoutError:
             if fut.cancel():
-                body = {"error": f"Not able to process the request in {self.timeout} seconds"}
-                await JSONResponse(body, status_code=504)(scope, receive, send)
+                await JSONResponse(timed_out(self.timeout), 504)(scope, receive, send)
         else:
             await fut
         finally:
@@ -77,9 +83,8 @@ class OverloadIs503(_ORIGINAL_LIMIT):
             and scope["path"] not in self.skip_paths
             and self._semaphore.locked()
         ):
-            body = {"error": "overloaded: too many requests in flight; retry shortly", "detail": []}
-            headers = {"Retry-After": "1"}
-            await JSONResponse(body, status_code=503, headers=headers)(scope, receive, send)
+            headers = {"Retry-After": RETRY_AFTER}
+            await JSONResponse(OVERLOADED, status_code=503, headers=headers)(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import Any
 
-from serving.hot import HotRoutes, hot_routes, read_body
+from serving.hot import HotRoutes, read_body
 
 SCOPE = {"type": "http", "method": "POST", "path": "/churn", "headers": []}
 
@@ -51,11 +51,9 @@ class Service:
         return 200, b'{"ok": true}'
 
 
-def _routes(service: Service | None, timeout: float = 10, limit: int = 256) -> Any:
-    app = hot_routes({"/churn": "answer_churn"}, timeout=timeout, max_concurrency=limit)
-    inner = app.app.app  # OverloadIs503 -> CancellingTimeout -> HotRoutes
-    assert isinstance(inner, HotRoutes)
-    inner._instance = service
+def _routes(service: Service | None, timeout: float = 10, limit: int = 256) -> HotRoutes:
+    app = HotRoutes({"/churn": "answer_churn"}, timeout=timeout, max_concurrency=limit)
+    app._instance = service  # None: looked up in BentoML, which has no instance here
     return app
 
 
@@ -112,3 +110,4 @@ def test_past_max_concurrency_it_is_503() -> None:
         return statuses
 
     assert asyncio.run(run()) == [503, 200]
+    assert app.in_flight == 0  # the slot is given back, also by the refused request
