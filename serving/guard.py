@@ -14,6 +14,9 @@
   background reload's status, behind the token; BentoML routes are POST only). `/readyz` is
   open, so a model that failed to load shows only `READYZ_ERROR`; why (which may name the
   tracking URI) is in the log.
+- It runs in front of BentoML's own middlewares (`OUTERMOST`, `serving.traffic`) and answers the
+  hot routes it is given (`POST /churn`) through `serving.hot` once its checks pass; every other
+  request goes through BentoML's full stack as before.
 - The API token and link secret are checked when the guard is built (`serving.credentials`): the
   service refuses to start with a weak token or a short link secret.
 """
@@ -26,6 +29,7 @@ from typing import Any
 
 from paycycle import config
 from serving.credentials import check_service_secrets
+from serving.hot import HotRoutes
 from serving.openapi import OPEN_PATHS, RELOAD_PATH, complete_spec
 from serving.selfserve import SELF_SERVE_PATHS
 from serving.selfserve import answer as self_serve
@@ -60,9 +64,24 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class Guard:
-    """Pure ASGI middleware (no per-request allocation beyond a send wrapper on POSTs)."""
+    """Pure ASGI middleware (no per-request allocation beyond a send wrapper on POSTs).
 
-    def __init__(self, app: Any) -> None:
+    Args:
+        app: BentoML's application (its middlewares, then its routes).
+        hot: POST path -> name of the service method answering it (`serving.hot`).
+        timeout: seconds before a hot request gets 504.
+        max_concurrency: hot requests in flight before the next one gets 503.
+    """
+
+    OUTERMOST = True  # serving.traffic puts it in front of BentoML's middlewares
+
+    def __init__(
+        self,
+        app: Any,
+        hot: dict[str, str] | None = None,
+        timeout: float = 10,
+        max_concurrency: int = 256,
+    ) -> None:
         settings = config.load()
         check_service_secrets(settings)
         self.app = app
@@ -70,6 +89,8 @@ class Guard:
         self.max_body = settings.params.serving.max_body_bytes
         self.link_secret = settings.link_secret
         self._spec: bytes | None = None
+        self.hot_paths = frozenset(hot or ())
+        self.hot = HotRoutes(hot or {}, timeout, max_concurrency)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -122,6 +143,9 @@ class Guard:
                 return
         elif not length.isdigit() or int(length) > self.max_body:
             await self._too_large(send)
+            return
+        if path in self.hot_paths and scope["method"] == "POST":
+            await self.hot(scope, receive, send)
             return
 
         async def send_422(message: dict[str, Any]) -> None:

@@ -70,3 +70,39 @@ def rollout_metrics() -> RolloutMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         ),
     )
+
+
+HOT_REQUESTS = "paycycle_hot_requests"  # exposed with a `_total` suffix
+HOT_DURATION = "paycycle_hot_request_duration_seconds"
+
+
+class HotRouteMetrics:
+    """Requests and latency of the hot routes (`serving.hot`), which skip BentoML's metrics
+    middleware: its label lookups per request cost more than the answer itself, so each
+    (route, status) child is looked up once and kept."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self._total = Counter(
+            HOT_REQUESTS, "Hot-route requests by route and status", ["route", "status"]
+        )
+        self._duration = Histogram(
+            HOT_DURATION, "Hot-route time from request to answer, seconds", ["route"]
+        )
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        child = self._children.get((route, status))
+        if child is None:
+            child = self._total.labels(route, str(status)), self._duration.labels(route)
+            self._children[(route, status)] = child
+        child[0].inc()
+        child[1].observe(seconds)
+
+
+@functools.cache
+def hot_route_metrics() -> HotRouteMetrics:
+    """The hot-route metrics, registered once per process in the default registry."""
+    return HotRouteMetrics()

@@ -30,13 +30,18 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    target: str, port: int, env: dict[str, str], log_path: Path
+    target: str, port: int, env: dict[str, str], log_path: Path, server: str = "bentoml"
 ) -> Iterator[subprocess.Popen]:
-    """Run `bentoml serve target` on 127.0.0.1:port until the block ends."""
-    cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1"]
+    """Run `bentoml serve target` (or, with `server="uvicorn"`, the ASGI app `target` on
+    uvicorn) on 127.0.0.1:port until the block ends."""
+    if server == "uvicorn":
+        cmd = [sys.executable, "-m", "uvicorn", target, "--app-dir", str(ROOT)]
+        cmd += ["--log-level", "warning"]
+    else:
+        cmd = [sys.executable, "-m", "bentoml", "serve", target, "--working-dir", str(ROOT)]
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [*cmd, "--port", str(port), "--working-dir", str(ROOT)],
+            [*cmd, "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -13,6 +13,12 @@ the response starts, and also stops waiting when the app ends without answering.
 in `OverloadIs503`: past `traffic.max_concurrency` requests in flight BentoML answers 429; our
 contract (DESIGN.md, the OpenAPI spec) is 503 with a JSON body and `Retry-After`. The service
 modules call it where they are defined; `tests/code/test_traffic.py` checks these behaviours.
+
+Last, a service middleware whose class sets `OUTERMOST = True` (`serving.guard.Guard`) is put in
+front of BentoML's own (metrics, OpenTelemetry, timeout, concurrency) instead of behind them:
+per request those cost ~5x a bare Starlette endpoint (measured, issue 19), so the guard answers
+its hot routes (`serving.hot`) before them, with its own 503/504 and metrics, and hands every
+other request to the full stack unchanged.
 """
 
 from __future__ import annotations
@@ -20,11 +26,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from _bentoml_impl.server.app import ServiceAppFactory
 from bentoml._internal.server.http import traffic
 from starlette.responses import JSONResponse
 
 _ORIGINAL = traffic.TimeoutMiddleware
 _ORIGINAL_LIMIT = traffic.MaxConcurrencyMiddleware
+_ORIGINAL_MIDDLEWARES = ServiceAppFactory.middlewares
+OVERLOADED = {"error": "overloaded: too many requests in flight; retry shortly", "detail": []}
+RETRY_AFTER = "1"  # seconds, the Retry-After of an overloaded answer
+
+
+def timed_out(timeout: float) -> dict[str, str]:
+    """The 504 body (BentoML's wording) for a request not answered within `timeout` s."""
+    return {"error": f"Not able to process the request in {timeout} seconds"}
 
 
 class CancellingTimeout(_ORIGINAL):
@@ -52,8 +67,7 @@ class CancellingTimeout(_ORIGINAL):
             await waiter
         except TimeoutError:
             if fut.cancel():
-                body = {"error": f"Not able to process the request in {self.timeout} seconds"}
-                await JSONResponse(body, status_code=504)(scope, receive, send)
+                await JSONResponse(timed_out(self.timeout), 504)(scope, receive, send)
         else:
             await fut
         finally:
@@ -69,15 +83,23 @@ class OverloadIs503(_ORIGINAL_LIMIT):
             and scope["path"] not in self.skip_paths
             and self._semaphore.locked()
         ):
-            body = {"error": "overloaded: too many requests in flight; retry shortly", "detail": []}
-            headers = {"Retry-After": "1"}
-            await JSONResponse(body, status_code=503, headers=headers)(scope, receive, send)
+            headers = {"Retry-After": RETRY_AFTER}
+            await JSONResponse(OVERLOADED, status_code=503, headers=headers)(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
 
+def _outermost_first(factory: ServiceAppFactory) -> list:
+    """BentoML's middleware list with the `OUTERMOST` ones moved to the front (stable order)."""
+    middlewares = _ORIGINAL_MIDDLEWARES.fget(factory)
+    first = [m for m in middlewares if getattr(m.cls, "OUTERMOST", False)]
+    return first + [m for m in middlewares if m not in first]
+
+
 def install() -> None:
     """Make BentoML build our two traffic middlewares wherever it would build its own (it
-    imports the names from `traffic` when it assembles a service's middleware)."""
+    imports the names from `traffic` when it assembles a service's middleware), and put the
+    `OUTERMOST` service middlewares in front of its own."""
     traffic.TimeoutMiddleware = CancellingTimeout
     traffic.MaxConcurrencyMiddleware = OverloadIs503
+    ServiceAppFactory.middlewares = property(_outermost_first)  # type: ignore[method-assign]

@@ -154,9 +154,14 @@ def test_too_many_customers_is_422(api) -> None:
 
 
 def test_metrics_and_openapi(api) -> None:
+    """/churn (a hot route, `serving.hot`) has its own series; the other routes keep BentoML's."""
+    assert api.post("/churn", {"customers": [VALID]}).status_code == 200
+    assert api.post("/recommend", {"customers": [{**VALID, "plan_id": 2}]}).status_code == 200
     metrics = httpx.get(f"{api.url}/metrics", headers=api.auth)
     assert metrics.status_code == 200
-    assert "bentoml_service_request_duration_seconds" in metrics.text
+    assert 'paycycle_hot_requests_total{route="/churn",status="200"}' in metrics.text
+    assert 'paycycle_hot_request_duration_seconds_count{route="/churn"}' in metrics.text
+    assert 'bentoml_service_request_duration_seconds_count{endpoint="/recommend"' in metrics.text
     spec = httpx.get(f"{api.url}/docs.json", headers=api.auth).json()
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     churn = spec["paths"]["/churn"]["post"]

@@ -39,6 +39,9 @@ def _customers(prefix: str, n: int) -> list[dict]:
 
 
 def test_request_log_counters_are_in_metrics(api) -> None:
+    # /churn is a hot route with its own series (serving.hot); /recommend goes through BentoML's
+    profile = {**_customers("m", 1)[0], "plan_id": 2}
+    assert api.post("/recommend", {"customers": [profile]}).status_code == 200
     r = httpx.get(f"{api.url}/metrics", headers=api.auth)
     assert r.status_code == 200
     assert _counter(r.text, FAILURES) == 0.0
