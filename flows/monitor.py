@@ -51,11 +51,15 @@ def report(settings: Settings, reference, current, name: str) -> dict[str, Any]:
 
 @task(cache_policy=NO_CACHE)
 def publish_monitoring(out: dict[str, Any]) -> dict[str, str]:
-    """The run's reviewer artifacts: verdict, reasons, the closed month's performance if any."""
+    """The run's reviewer artifacts: verdict, reasons, and the window's performance file (the
+    performance step writes it beside the report first)."""
+    from pathlib import Path
+
     from flows.artifacts import publish
     from monitoring.artifacts import monitoring_artifact
+    from monitoring.index_page import window_performance
 
-    return publish(monitoring_artifact(out, out.get("performance")))
+    return publish(monitoring_artifact(out, window_performance(Path(out["json"]))))
 
 
 def retrain_and_promote(settings: Settings, tune: bool) -> dict[str, Any]:

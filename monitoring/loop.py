@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from monitoring.windows import Window
@@ -109,8 +110,33 @@ def production_windows(settings: Settings, min_request_rows: int = 1_000) -> tup
     return reference, Window(build_features(events, as_of), as_of)
 
 
+def champion_predictions(
+    settings: Settings, reference: Window, current: Window
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The churn champion's scores of both windows, for the report's prediction drift; a
+    window read from the request log keeps the scores it was answered with. None without a
+    champion (the report then shows the features only)."""
+    from inference import registry
+    from monitoring.requests import PREDICTION_COLUMN
+    from paycycle.errors import ConfigError
+
+    try:
+        scorer, _ = registry.load_scorer(registry.CHURN_MODEL, settings=settings)
+    except (ConfigError, RegistryUnavailable) as exc:
+        log.info("no prediction drift in the report: %s", exc)
+        return None
+
+    def scores(window: Window) -> np.ndarray:
+        if PREDICTION_COLUMN in window.frame:
+            return window.frame[PREDICTION_COLUMN].to_numpy(float)
+        return np.asarray(scorer(window.frame), dtype=float).ravel()
+
+    return scores(reference), scores(current)
+
+
 def run_report(settings: Settings, reference: Window, current: Window, name: str) -> dict[str, Any]:
-    """`drift_report` with the project's thresholds; importance from the reference's labels.
+    """`drift_report` with the project's thresholds; importance from the reference's labels;
+    the champion's prediction drift, and its quality where the windows carry labels.
 
     Returns:
         JSON-ready summary: `drift`, `verdict`, `reasons`, `html`, `json`, `index`.
@@ -126,9 +152,14 @@ def run_report(settings: Settings, reference: Window, current: Window, name: str
         if reference.labels is not None
         else None
     )
+    labels = None
+    if reference.labels is not None and current.labels is not None:
+        labels = (reference.labels.to_numpy(), current.labels.to_numpy())
     result = drift_report(
         reference.frame,
         current.frame,
+        champion_predictions(settings, reference, current),
+        labels,
         out_dir=settings.path(p.reports_dir),
         name=name,
         thresholds=Thresholds.from_params(p),

@@ -7,6 +7,7 @@ Runs on the service fixture's own project (its registry, feature table and repor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,8 @@ def test_usage_drop_retrains_and_the_service_follows_baseline_does_nothing(
     assert not quiet["drift"] and quiet["action"] == "none", quiet
     champion_run = models.client(settings).get_model_version(CHURN_MODEL, before).run_id
     assert quiet["champion_run"] == champion_run  # the report is on the champion's run too
+    summary = json.loads(Path(quiet["json"]).read_text())  # the champion's scores are in it
+    assert summary["prediction"] and summary["prediction"]["psi"] < 0.1, summary["prediction"]
     logged = models.client(settings).list_artifacts(champion_run, "drift")
     assert any(Path(quiet["html"]).stem in a.path for a in logged), logged
     after_quiet = models.client(settings).search_model_versions(f"name='{CHURN_MODEL}'")
