@@ -11,7 +11,10 @@ probability `p`. Then, without any label,
   ``mean((s − p)² + p(1 − p))``, i.e. ``mean(p(1 − p))`` when `s` is itself calibrated;
 * band: the realized metric's sampling distribution under the same assumption, by drawing the
   labels ``y ~ Bernoulli(p)`` `draws` times (seeded, vectorised by blocks of draws) and taking the
-  central `level` quantiles of the AUC and Brier of each draw.
+  central `level` quantiles of the AUC and Brier of each draw; then widened on each side by the
+  estimator's own error on the last labelled window (`widen`): label noise alone ignores how far
+  the model's calibration is from the truth, and its band covered the realized AUC in only 78%
+  of the benchmark's windows.
 
 Calibration comes from the last window whose labels are known (`fit_calibrator`): as NannyML
 does, isotonic regression is used only when it is *needed*, i.e. when, cross-validated on that
@@ -96,6 +99,36 @@ def expected_roc_auc(scores: np.ndarray, p: np.ndarray) -> float:
     correct = (pos * below).sum() + 0.5 * (pos * neg - self_pairs).sum()
     pairs = pos.sum() * neg.sum() - self_pairs.sum()
     return float(correct / pairs) if pairs > 0 else float("nan")
+
+
+def observed_error(
+    scores: np.ndarray, labels: np.ndarray, calibrate: Callable[[np.ndarray], np.ndarray]
+) -> tuple[float, float]:
+    """|estimate − realized| of ROC AUC and Brier on a labelled window (what the estimator gets
+    wrong where the truth is known); (0, 0) without both classes."""
+    from sklearn.metrics import roc_auc_score
+
+    s, y = np.asarray(scores, float), np.asarray(labels, float)
+    ok = np.isfinite(s) & np.isfinite(y)
+    s, y = s[ok], y[ok]
+    if len(np.unique(y)) < 2:
+        return 0.0, 0.0
+    p = np.clip(np.asarray(calibrate(s), float), 0.0, 1.0)
+    auc = abs(expected_roc_auc(s, p) - float(roc_auc_score(y, s)))
+    brier = abs(float(np.mean((s - p) ** 2 + p * (1.0 - p))) - float(np.mean((s - y) ** 2)))
+    return auc, brier
+
+
+def widen(estimate: Estimate, auc_error: float, brier_error: float) -> Estimate:
+    """The estimate with its bands widened by `auc_error` / `brier_error` on each side."""
+    return Estimate(
+        roc_auc=estimate.roc_auc,
+        roc_auc_low=max(0.0, estimate.roc_auc_low - auc_error),
+        roc_auc_high=min(1.0, estimate.roc_auc_high + auc_error),
+        brier=estimate.brier,
+        brier_low=max(0.0, estimate.brier_low - brier_error),
+        brier_high=estimate.brier_high + brier_error,
+    )
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.cbpe import estimate_performance, fit_calibrator
+from monitoring.cbpe import estimate_performance, fit_calibrator, observed_error, widen
 from monitoring.decision import Thresholds, performance_drop
 from monitoring.drift import PERFORMANCE_SUFFIX as SUFFIX
 
@@ -80,24 +80,27 @@ def version_performance(
     Args:
         current: the version's predictions for the month (`PREDICTION`, `LABEL`).
         prior: its predictions for the previous month, labelled; calibrates the estimate (the
-            scores are taken as calibrated when None or unlabelled).
+            scores are taken as calibrated when None or unlabelled), and the estimator's error
+            on it widens the band (`monitoring.cbpe.widen`).
         bins: calibration-table bins.
         seed: seed of the estimate's band.
     """
     scores = current[PREDICTION].to_numpy(float)
     labels = current[LABEL].to_numpy(float) if LABEL in current else np.full(len(current), np.nan)
     known = np.isfinite(labels)
-    calibrated = None
+    calibrated, errors = None, (0.0, 0.0)
     if prior is not None and LABEL in prior and prior[LABEL].notna().any():
-        calibrated = fit_calibrator(prior[PREDICTION].to_numpy(float), prior[LABEL].to_numpy())(
-            scores
-        )
+        prior_scores, prior_labels = prior[PREDICTION].to_numpy(float), prior[LABEL].to_numpy()
+        calibrate = fit_calibrator(prior_scores, prior_labels)
+        calibrated = calibrate(scores)
+        errors = observed_error(prior_scores, prior_labels, calibrate)
     realized = realized_metrics(labels[known], scores[known], bins) if known.all() else None
+    estimate = widen(estimate_performance(scores, calibrated, seed=seed), *errors)
     return {
         "rows": len(current),
         "positives": int(labels[known].sum()) if known.all() else None,
         "realized": realized,
-        "estimated": estimate_performance(scores, calibrated, seed=seed).to_dict(),
+        "estimated": estimate.to_dict(),
     }
 
 

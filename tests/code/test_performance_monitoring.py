@@ -227,3 +227,24 @@ def test_store_window_joins_batch_and_served_predictions_to_cancellations(projec
     assert got["prediction_id"].tolist() == ["a" * 32, "b" * 32, "d" * 32]
     assert got["churned"].tolist() == [1.0, 0.0, 0.0]
     assert still_open["churned"].isna().all()
+
+
+def test_band_is_widened_by_the_estimators_error_on_the_labelled_month() -> None:
+    """A model whose scores are half the true risk: label noise alone gives a narrow band that
+    misses the realized AUC; the error seen on the prior (labelled) month widens it."""
+    from monitoring.cbpe import estimate_performance, observed_error, widen
+
+    rng = np.random.default_rng(7)
+    true_p = rng.beta(1, 8, 20_000)
+    scores = true_p * 0.5
+    labels = (rng.random(true_p.size) < true_p).astype(float)
+    auc_err, brier_err = observed_error(scores, labels, lambda s: s)  # taken as calibrated
+    assert auc_err > 0.0 and brier_err > 0.005
+    plain = estimate_performance(scores, seed=1)
+    wide = widen(plain, auc_err, brier_err)
+    assert wide.roc_auc == plain.roc_auc and wide.brier == plain.brier  # the point stays
+    assert wide.roc_auc_low == max(0.0, plain.roc_auc_low - auc_err)
+    assert wide.brier_high - wide.brier_low > plain.brier_high - plain.brier_low
+    realized_brier = float(np.mean((scores - labels) ** 2))
+    assert not plain.brier_low <= realized_brier <= plain.brier_high
+    assert wide.brier_low <= realized_brier <= wide.brier_high
