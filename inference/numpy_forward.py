@@ -104,18 +104,23 @@ class NumpyForward:
             for i, name in enumerate(activations)
         ]
         first = self.layers[0][0]
-        self.kernel0 = first[:width]
-        self.vocab: list[dict[str, int]] = []
-        self.tables: list[np.ndarray] = []  # table @ its slice of the first kernel
-        row = width
+        # the normalisation folded into the first layer: ((x - mean) / scale) @ K + b
+        self.kernel0 = first[:width] / self.scale[:, None]
+        self.bias0 = self.layers[0][1] - (self.mean / self.scale) @ first[:width]
+        # per categorical: value -> row of `self.tables` (its OOV row where absent), and its
+        # table times its slice of the first kernel, stacked: all categoricals in one gather
+        self.vocab: list[tuple[dict[str, int], int]] = []
+        tables = [np.zeros((0, first.shape[1]), DTYPE)]
+        row, offset = width, 0
         for name in categorical:
             vocab = [str(v) for v in a[f"vocab.{name}"]]
             table = np.asarray(a[f"table.{name}"], DTYPE)
             if table.ndim != 2 or table.shape[0] != len(vocab) + 1:
                 raise ValueError(f"table.{name} shape {table.shape} for {len(vocab)} values")
-            self.vocab.append({v: i + 1 for i, v in enumerate(vocab)})
-            self.tables.append(table @ first[row : row + table.shape[1]])
-            row += table.shape[1]
+            self.vocab.append(({v: offset + i + 1 for i, v in enumerate(vocab)}, offset))
+            tables.append(table @ first[row : row + table.shape[1]])
+            row, offset = row + table.shape[1], offset + table.shape[0]
+        self.tables = np.concatenate(tables)
         if row != first.shape[0]:
             raise ValueError(f"first kernel has {first.shape[0]} rows, features give {row}")
         self.num_defaults = np.array([float(defaults.get(n, np.nan)) for n in numeric])
@@ -128,19 +133,20 @@ class NumpyForward:
         x = np.empty((n, len(self.numeric)), dtype=np.float32)
         for i, name in enumerate(self.numeric):
             x[:, i] = cols[name] if name in cols else self.num_defaults[i]
-        x = x.astype(DTYPE)
-        x = np.where(np.isnan(x), self.fill, x)
+        x = np.where(np.isnan(x), self.fill, x)  # float64 from here
         if len(self.log_idx):
             heavy = x[:, self.log_idx]
             x = np.concatenate([x, np.sign(heavy) * np.log1p(np.abs(heavy))], axis=1)
-        z = ((x - self.mean) / self.scale) @ self.kernel0
-        for name, vocab, table, default in zip(
-            self.categorical, self.vocab, self.tables, self.cat_defaults, strict=True
-        ):
-            values = cols[name] if name in cols else [default] * n
-            z += table[[vocab.get(str(v), 0) for v in values]]
-        kernel, bias, act = self.layers[0]
-        h = act(z + bias)
+        z = x @ self.kernel0 + self.bias0
+        if self.categorical:
+            rows = [
+                [vocab.get(str(v), oov) for v in (cols[name] if name in cols else [default] * n)]
+                for name, (vocab, oov), default in zip(
+                    self.categorical, self.vocab, self.cat_defaults, strict=True
+                )
+            ]
+            z += self.tables[rows].sum(axis=0)
+        h = self.layers[0][2](z)
         for kernel, bias, act in self.layers[1:]:
             h = act(h @ kernel + bias)
         return h.reshape(-1)
