@@ -6,7 +6,9 @@ fixed (one `(None, 1)` tensor per feature) plus `feature_spec.json`; `load_score
 column → array. It calls the SavedModel's compiled concrete function directly (no
 `model.predict`, no retracing), needs only TensorFlow (not the training code) and fills absent
 columns with the `features.schema` defaults. `inference.compiled.compile_scorer` packs that
-signature into a two-tensor graph for the service and batch scoring.
+signature into a two-tensor graph for the service and batch scoring, or uses the export's NumPy
+forward pass (`score.forward`, read here at load, as a registry download is deleted after it,
+and kept only if it agrees with the signature: `inference.numpy_forward.checked_forward`).
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ def load_scorer(path: Path) -> Scorer:
     """
     import tensorflow as tf
 
+    from inference.numpy_forward import checked_forward
+
     spec, loaded = load_export(path, SPEC_FILE, FeatureSpec, "an exported churn model")
     serve = loaded.signatures["serving_default"]
 
@@ -120,5 +124,6 @@ def load_scorer(path: Path) -> Scorer:
         return next(iter(out.values())).numpy().reshape(-1).astype(np.float64)
 
     score.spec = spec  # type: ignore[attr-defined]
+    score.forward = checked_forward(path, spec, score)  # type: ignore[attr-defined]
     score.saved_model = loaded  # type: ignore[attr-defined]  # keep the graph alive
     return score

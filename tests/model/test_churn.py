@@ -137,3 +137,74 @@ def test_same_seed_same_model(table: pd.DataFrame) -> None:
     c = train_churn(small, params, seed=6).predict(holdout)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+def _numpy_matches_savedmodel(scorer, holdout: pd.DataFrame) -> None:
+    """The export's NumPy pass equals the SavedModel on holdout rows, random rows with blanks
+    and unknown categories, and rows sending only the required columns; the service uses it."""
+    from features import schema
+    from inference.compiled import compile_scorer
+    from inference.numpy_forward import agreement_rows
+
+    assert scorer.forward is not None
+    batches = [
+        {c: holdout[c].to_numpy() for c in schema.COLUMNS},
+        agreement_rows(scorer.spec, n=400, seed=7),
+        {c: holdout[c].to_numpy() for c in schema.REQUIRED},
+    ]
+    for cols in batches:
+        np.testing.assert_allclose(scorer.forward(cols), scorer(cols), rtol=0, atol=1e-6)
+    assert compile_scorer(scorer) is scorer.forward
+
+
+def test_numpy_forward_matches_the_one_hot_model(model) -> None:
+    _, scorer, holdout = model
+    _numpy_matches_savedmodel(scorer, holdout)
+
+
+def test_numpy_forward_matches_the_embedding_model(table: pd.DataFrame, tmp_path: Path) -> None:
+    from inference.churn import load_scorer
+    from training.churn.model import export_churn, split_holdout, train_churn
+
+    train, holdout = split_holdout(table)
+    small = train[train["as_of"] == train["as_of"].max()]
+    params = FAST.model_copy(update={"epochs": 2, "embedding_dim": 3})
+    trained = train_churn(small, params)
+    assert trained.model.get_layer("country_emb") is not None
+    _numpy_matches_savedmodel(load_scorer(export_churn(trained, tmp_path / "emb")), holdout)
+
+
+def test_a_bad_forward_file_falls_back_to_tensorflow(
+    model, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated forward.npz and one whose weights disagree with the SavedModel are both
+    refused at load with a warning, and the service scores with TensorFlow (as it does, without
+    a warning, for an export that has none)."""
+    from features import schema
+    from inference.churn import load_scorer
+    from inference.compiled import compile_scorer
+    from inference.numpy_forward import FORWARD_FILE, save_forward
+    from training.churn.model import export_churn
+
+    trained, _, holdout = model
+    path = export_churn(trained, tmp_path / "churn")
+    cols = {c: holdout[c].to_numpy() for c in schema.COLUMNS}
+    forward = path / FORWARD_FILE
+    good = dict(np.load(forward))
+    forward.unlink()  # an export from before the NumPy pass: TF, nothing to warn about
+    with caplog.at_level("WARNING"):
+        assert load_scorer(path).forward is None
+    assert not [r for r in caplog.records if r.name.startswith("inference")]
+    save_forward(forward, good)
+    forward.write_bytes(forward.read_bytes()[:200])
+    with caplog.at_level("WARNING"):
+        truncated = load_scorer(path)
+    assert truncated.forward is None and "forward.npz" in caplog.text
+    np.testing.assert_allclose(compile_scorer(truncated)(cols), truncated(cols), atol=1e-7)
+
+    caplog.clear()
+    save_forward(forward, good | {"bias.0": good["bias.0"] + 0.5})
+    with caplog.at_level("WARNING"):
+        shifted = load_scorer(path)
+    assert shifted.forward is None and "differs from the SavedModel" in caplog.text
+    np.testing.assert_allclose(compile_scorer(shifted)(cols), shifted(cols), atol=1e-7)

@@ -11,7 +11,8 @@ the output bias is shifted by `-log(weight)` (the exact prior correction for a r
 logistic loss), so probabilities stay calibrated (Brier and ECE are checked in evaluation).
 
 Inference path: `export_churn(trained, dir)` writes a TensorFlow SavedModel with a fixed
-`serving_default` signature and `feature_spec.json`; `inference.churn.load_scorer` loads it.
+`serving_default` signature, `feature_spec.json` and the same forward pass as NumPy arrays
+(`forward.npz`, `training.churn.forward`); `inference.churn.load_scorer` loads it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import numpy as np
 import pandas as pd
 
 from inference.churn import SPEC_FILE, FeatureSpec, default_spec, to_inputs
+from inference.numpy_forward import FORWARD_FILE, save_forward
 from paycycle.config import ChurnParams
 from paycycle.errors import DataError
+from training.churn.forward import forward_arrays
 
 LABEL = "churned"
 
@@ -106,7 +109,8 @@ def numeric_block(train: pd.DataFrame, spec: FeatureSpec, inputs: dict[str, Any]
 
     raw = np.column_stack([train[n].to_numpy(np.float32) for n in spec.numeric])
     fill = np.nan_to_num(np.nanmedian(raw, axis=0), nan=0.0).tolist()
-    prep = _numeric_prep_layer()(fill, [n in spec.log_features for n in spec.numeric])
+    log_mask = [n in spec.log_features for n in spec.numeric]
+    prep = _numeric_prep_layer()(fill, log_mask, name="numeric_prep")
     norm = keras.layers.Normalization(axis=-1, name="numeric_norm")
     norm.adapt(np.asarray(prep(raw)))
     stacked = keras.layers.Concatenate(name="numeric")([inputs[n] for n in spec.numeric])
@@ -275,7 +279,8 @@ def train_churn(
 
 
 def export_churn(trained: TrainedModel, path: Path) -> Path:
-    """Write the SavedModel (fixed `serving_default` signature) and its `feature_spec.json`.
+    """Write the SavedModel (fixed `serving_default` signature), its `feature_spec.json` and
+    the forward pass as arrays (`inference.numpy_forward.FORWARD_FILE`).
 
     Args:
         trained: the fitted model.
@@ -287,4 +292,5 @@ def export_churn(trained: TrainedModel, path: Path) -> Path:
     path = Path(path)
     trained.model.export(str(path), format="tf_saved_model", verbose=False)
     (path / SPEC_FILE).write_text(trained.spec.to_json())
+    save_forward(path / FORWARD_FILE, forward_arrays(trained.model, trained.spec))
     return path
