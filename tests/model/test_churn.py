@@ -11,7 +11,8 @@ import pytest
 
 from paycycle.config import ChurnParams
 
-# seed: 5 of seeds 0-5 pass the 90% directional check on this small table (seed 3: 87%)
+# the 90% directional check is seed-sensitive on this 3k-customer table (one seed in six missed
+# it, at 87%, when layer seeds were introduced); seed 4 passes it
 FAST = ChurnParams(hidden_units=(32, 16), epochs=8, patience=3, batch_size=512, seed=4)
 
 
