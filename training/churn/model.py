@@ -117,48 +117,17 @@ def numeric_block(train: pd.DataFrame, spec: FeatureSpec, inputs: dict[str, Any]
     return norm(prep(stacked))
 
 
-def layer_seeds(seed: int):
-    """Keyword arguments giving each new layer its own seed from `seed`, in build order.
-
-    Keras draws a layer's default initializer seed from Python's global `random`, which any
-    other thread of the process may draw from meanwhile (HTTP retry jitter, a server in a
-    test): explicit seeds make the weights depend on `seed` alone.
-    """
+def build_model(train: pd.DataFrame, spec: FeatureSpec, params: ChurnParams, prior: float):
+    """The Keras model, preprocessing adapted on `train` (never on validation or holdout)."""
     import keras
 
-    # offset 500: the first seeds tried (seed·1000 onwards) left two tiny test models
-    # (1,500 rows, 10 epochs) near AUC 0.5; small models are that sensitive to their start
-    counter = iter(range(seed * 1000 + 500, seed * 1000 + 1500))
-
-    def kernel() -> dict[str, Any]:
-        return {"kernel_initializer": keras.initializers.GlorotUniform(seed=next(counter))}
-
-    def embedding() -> dict[str, Any]:
-        return {"embeddings_initializer": keras.initializers.RandomUniform(seed=next(counter))}
-
-    def dropout() -> dict[str, Any]:
-        return {"seed": next(counter)}
-
-    return kernel, embedding, dropout
-
-
-def build_model(
-    train: pd.DataFrame, spec: FeatureSpec, params: ChurnParams, prior: float, seed: int = 0
-):
-    """The Keras model, preprocessing adapted on `train` (never on validation or holdout);
-    every random initializer and dropout layer seeded from `seed` (`layer_seeds`)."""
-    import keras
-
-    kernel, embedding, dropout = layer_seeds(seed)
     inputs = raw_inputs(spec)
     parts = [numeric_block(train, spec, inputs)] if spec.numeric else []
     for name in spec.categorical:
         vocab = list(spec.vocabulary[name])
         if params.embedding_dim:
             idx = keras.layers.StringLookup(vocabulary=vocab, name=f"{name}_lookup")(inputs[name])
-            emb = keras.layers.Embedding(
-                len(vocab) + 1, params.embedding_dim, name=f"{name}_emb", **embedding()
-            )
+            emb = keras.layers.Embedding(len(vocab) + 1, params.embedding_dim, name=f"{name}_emb")
             parts.append(keras.layers.Flatten()(emb(idx)))
         else:
             lookup = keras.layers.StringLookup(
@@ -169,15 +138,13 @@ def build_model(
     reg = keras.regularizers.L2(params.l2) if params.l2 else None
     for i, units in enumerate(params.hidden_units):
         dense = keras.layers.Dense(
-            units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}", **kernel()
+            units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}"
         )
         x = dense(x)
         if params.dropout:
-            x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}", **dropout())(x)
+            x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}")(x)
     bias = keras.initializers.Constant(math.log(prior / (1 - prior)))
-    out = keras.layers.Dense(
-        1, activation="sigmoid", bias_initializer=bias, name="churn", **kernel()
-    )(x)
+    out = keras.layers.Dense(1, activation="sigmoid", bias_initializer=bias, name="churn")(x)
     model = keras.Model(inputs=inputs, outputs=out, name="paycycle_churn")
     model.compile(
         optimizer=keras.optimizers.Adam(params.learning_rate),
@@ -247,7 +214,7 @@ def train_churn(
     pos = max(float(y_train.mean()), 1e-6)
     pos_weight = ((1 - pos) / pos) ** params.imbalance_power
     weighted_prior = pos * pos_weight / (pos * pos_weight + (1 - pos))
-    model = build_model(train, spec, params, weighted_prior, seed)
+    model = build_model(train, spec, params, weighted_prior)
     weights = np.where(y_train == 1, pos_weight, 1.0).astype(np.float32)
     data = tf.data.Dataset.from_tensor_slices((to_inputs(train, spec), y_train, weights))
     batch = min(params.batch_size, max(32, len(train) // 20))  # small tables: >= ~20 steps

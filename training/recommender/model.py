@@ -61,14 +61,12 @@ def _masked_softmax_layer():
     return MaskedSoftmax
 
 
-def build_model(train: pd.DataFrame, spec: FeatureSpec, params: RecommendParams, seed: int = 0):
-    """The Keras model; numeric preprocessing adapted on `train` only; weights and dropout
-    seeded from `seed` (`training.churn.model.layer_seeds`)."""
+def build_model(train: pd.DataFrame, spec: FeatureSpec, params: RecommendParams):
+    """The Keras model; numeric preprocessing adapted on `train` only."""
     import keras
 
-    from training.churn.model import layer_seeds, numeric_block, raw_inputs  # shared pieces
+    from training.churn.model import numeric_block, raw_inputs  # the churn model's preprocessing
 
-    kernel, _, dropout = layer_seeds(seed)
     inputs = raw_inputs(spec)
     mask = keras.Input(shape=(len(rd.ACTIONS),), name=MASK, dtype="float32")
     parts = [numeric_block(train, spec, inputs)]
@@ -79,10 +77,10 @@ def build_model(train: pd.DataFrame, spec: FeatureSpec, params: RecommendParams,
         parts.append(lookup(inputs[name]))
     x = keras.layers.Concatenate(name="features")(parts)
     for i, units in enumerate(params.hidden_units):
-        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}", **kernel())(x)
+        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
         if params.dropout:
-            x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}", **dropout())(x)
-    logits = keras.layers.Dense(len(rd.ACTIONS), name="logits", **kernel())(x)
+            x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}")(x)
+    logits = keras.layers.Dense(len(rd.ACTIONS), name="logits")(x)
     probs = _masked_softmax_layer()(name="actions")(logits, mask)
     model = keras.Model(inputs={**inputs, MASK: mask}, outputs=probs, name="paycycle_recommender")
     model.compile(
@@ -152,7 +150,7 @@ def train_recommender(
     else:
         val = rng.random(len(frame)) < params.val_fraction
     fs = spec.features
-    model = build_model(frame.loc[~val], fs, params, seed)
+    model = build_model(frame.loc[~val], fs, params)
     data = tf.data.Dataset.from_tensor_slices(
         (model_inputs(frame.loc[~val], fs, mask[~val]), y[~val])
     )
