@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -504,11 +504,9 @@ MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 @contextlib.contextmanager
-def mlflow_env_kept() -> Iterator[None]:
-    """Keep MLflow's URI variables as they were: `mlflow.set_tracking_uri`/`set_registry_uri`
-    write them into os.environ, where subprocesses and the next `load()` would take them as
-    configuration (one project's registry leaking into another's)."""
-    saved = {key: os.environ.get(key) for key in MLFLOW_URI_ENV}
+def env_kept(keys: Iterable[str]) -> Iterator[None]:
+    """Restore these environment variables on exit, as they were on entry (set or unset)."""
+    saved = {key: os.environ.get(key) for key in keys}
     try:
         yield
     finally:
@@ -517,3 +515,10 @@ def mlflow_env_kept() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def mlflow_env_kept() -> contextlib.AbstractContextManager[None]:
+    """Keep MLflow's URI variables as they were: `mlflow.set_tracking_uri`/`set_registry_uri`
+    write them into os.environ, where subprocesses and the next `load()` would take them as
+    configuration (one project's registry leaking into another's)."""
+    return env_kept(MLFLOW_URI_ENV)

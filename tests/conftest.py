@@ -110,16 +110,11 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     home = tmp_path_factory.mktemp("prefect")
     env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    refresh_global_settings_context()
     try:
-        with prefect_test_harness(server_startup_timeout=120):
-            yield home
+        with config.env_kept(env):
+            os.environ.update(env)
+            refresh_global_settings_context()
+            with prefect_test_harness(server_startup_timeout=120):
+                yield home
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         refresh_global_settings_context()
