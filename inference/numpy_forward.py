@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from features import schema
-from features.columns import Columns, customers_to_columns
+from features.columns import CATEGORICAL, NUMERIC, Columns, FeatureColumns, customers_to_columns
 from paycycle.errors import DataError
 
 FORWARD_FILE = "forward.npz"
@@ -125,31 +125,49 @@ class NumpyForward:
             raise ValueError(f"first kernel has {first.shape[0]} rows, features give {row}")
         self.num_defaults = np.array([float(defaults.get(n, np.nan)) for n in numeric])
         self.cat_defaults = [str(defaults.get(n, "")) for n in categorical]
+        # where each model feature sits in `FeatureColumns`' matrices (None: one is not there)
+        self.num_index = _positions(numeric, NUMERIC)
+        self.cat_index = _positions(categorical, CATEGORICAL)
 
     def __call__(self, cols: Mapping[str, Any]) -> np.ndarray:
         """Probabilities (float64, one per row) for request columns; absent columns take the
         defaults. Numerics are rounded to float32 first, as the SavedModel's inputs are."""
         n = len(next(iter(cols.values())))
-        x = np.empty((n, len(self.numeric)), dtype=np.float32)
-        for i, name in enumerate(self.numeric):
-            x[:, i] = cols[name] if name in cols else self.num_defaults[i]
+        if isinstance(cols, FeatureColumns) and self.num_index is not None:
+            x = cols.numeric[:, self.num_index].astype(np.float32)  # one gather, not k copies
+        else:
+            x = np.empty((n, len(self.numeric)), dtype=np.float32)
+            for i, name in enumerate(self.numeric):
+                x[:, i] = cols[name] if name in cols else self.num_defaults[i]
         x = np.where(np.isnan(x), self.fill, x)  # float64 from here
         if len(self.log_idx):
             heavy = x[:, self.log_idx]
             x = np.concatenate([x, np.sign(heavy) * np.log1p(np.abs(heavy))], axis=1)
         z = x @ self.kernel0 + self.bias0
         if self.categorical:
+            if isinstance(cols, FeatureColumns) and self.cat_index is not None:
+                values = cols.categorical[:, self.cat_index].T.tolist()
+            else:
+                values = [
+                    cols[name] if name in cols else [default] * n
+                    for name, default in zip(self.categorical, self.cat_defaults, strict=True)
+                ]
             rows = [
-                [vocab.get(str(v), oov) for v in (cols[name] if name in cols else [default] * n)]
-                for name, (vocab, oov), default in zip(
-                    self.categorical, self.vocab, self.cat_defaults, strict=True
-                )
+                [vocab.get(str(v), oov) for v in column]
+                for column, (vocab, oov) in zip(values, self.vocab, strict=True)
             ]
             z += self.tables[rows].sum(axis=0)
         h = self.layers[0][2](z)
         for kernel, bias, act in self.layers[1:]:
             h = act(h @ kernel + bias)
         return h.reshape(-1)
+
+
+def _positions(names: tuple[str, ...], order: tuple[str, ...]) -> np.ndarray | None:
+    """Index of each name in `order`, or None if one is missing."""
+    if not set(names) <= set(order):
+        return None
+    return np.array([order.index(n) for n in names], dtype=np.intp)
 
 
 def load_forward(directory: Path, spec: Any) -> NumpyForward | None:

@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.columns import CATEGORICAL, NUMERIC, FeatureColumns
 from monitoring.request_files import Tidied, tidy_request_log
 from paycycle.errors import DataError
 
@@ -45,8 +46,11 @@ ID_COLUMN = "prediction_id"  # inference.prediction_ids: joins a served predicti
 # prediction id) during a rollout's shadow stage, off the response path (`serving.rollout`)
 ROLE_COLUMN = "role"
 SERVED, SHADOW = "served", "shadow"
+_TIME_TYPE = pa.timestamp("ns", tz="UTC")
 _counter = itertools.count()
 log = logging.getLogger("paycycle.monitoring.requests")
+_WIDTH = len(NUMERIC) + len(CATEGORICAL)
+_CHUNK = 256  # batches per Arrow chunk when a flush builds its table (`_scored_table`)
 # customer ids, predictions, model version, answered at (ns since the epoch), feature columns,
 # prediction ids, role
 Scored = tuple[
@@ -61,11 +65,12 @@ class Counter(Protocol):
     def inc(self, amount: float = 1) -> None: ...
 
 
-def append_requests(frame: pd.DataFrame, directory: Path) -> Path | None:
+def append_requests(frame: pd.DataFrame | pa.Table, directory: Path) -> Path | None:
     """Write one batch of logged requests (features + prediction columns) as one Parquet file.
 
     Args:
-        frame: one row per scored customer; a `logged_at` column (UTC) is added if missing.
+        frame: one row per scored customer (a DataFrame, or the Arrow table `RequestLogger`
+            builds); a `logged_at` column (UTC) is added if missing.
         directory: the request-log folder (`settings.path(settings.params.drift.requests_dir)`).
 
     Returns:
@@ -74,17 +79,21 @@ def append_requests(frame: pd.DataFrame, directory: Path) -> Path | None:
     Raises:
         OSError: the file could not be written (its temporary file is removed first).
     """
-    if frame.empty:
+    if len(frame) == 0:
         return None
     now = pd.Timestamp.now(tz="UTC")
-    if TIME_COLUMN not in frame:
-        frame = frame.assign(**{TIME_COLUMN: now})
+    table = frame
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    if TIME_COLUMN not in table.column_names:
+        stamps = pa.array(np.full(len(table), now.value, dtype="int64")).cast(_TIME_TYPE)
+        table = table.append_column(TIME_COLUMN, stamps)
     folder = directory / f"date={now.date().isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"requests-{now.value // 1000}-{os.getpid()}-{next(_counter)}"
     tmp, final = folder / f".{stem}.tmp", folder / f"{stem}.parquet"
     try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd")
         tmp.replace(final)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a half-written file helps no one and fills the disk
@@ -170,6 +179,7 @@ class RequestLogger:
             columns = customers_to_columns(customers)
         ids = [_text(getattr(c, "customer_id", None)) for c in customers]
         pids = list(prediction_ids) if prediction_ids is not None else [None] * len(ids)
+        probs = np.ravel(probs)
         with self._lock:
             full = self._add((ids, probs, version, time.time_ns(), columns, pids, role), len(ids))
             full = full and not self._queued
@@ -321,17 +331,25 @@ def _tail(batch: Batch, rows: int) -> Batch:
         np.ravel(probs)[start:],
         version,
         stamp,
-        {name: col[start:] for name, col in columns.items()},
+        (
+            FeatureColumns.of(columns.numeric[start:], columns.categorical[start:])
+            if _has_matrices(columns)
+            else {name: col[start:] for name, col in columns.items()}
+        ),
         pids[start:],
         role,
     )
 
 
-def _frame(batches: deque[Batch]) -> pd.DataFrame:
-    frames = [b for b in batches if isinstance(b, pd.DataFrame)]
+def _frame(batches: deque[Batch]) -> pd.DataFrame | pa.Table:
+    """The buffer as one table: Arrow built straight from the scored batches' arrays (the
+    service's case), through pandas only when `log` added DataFrames."""
     scored = [b for b in batches if not isinstance(b, pd.DataFrame)]
+    if len(scored) == len(batches):
+        return _scored_table(scored)
+    frames = [b for b in batches if isinstance(b, pd.DataFrame)]
     if scored:
-        frames.append(_scored_frame(scored))
+        frames.append(_scored_table(scored).to_pandas())  # (only `log`'s callers mix them)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -339,20 +357,46 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _scored_frame(scored: list[Scored]) -> pd.DataFrame:
-    """Buffered batches as one frame, one concatenation per column: the feature columns, the
-    customer id, the prediction, its id, the model version and the time each batch was answered."""
+def _has_matrices(columns: Mapping[str, np.ndarray]) -> bool:
+    return isinstance(columns, FeatureColumns) and len(columns) == _WIDTH
+
+
+def _feature_columns(scored: list[Scored]) -> dict[str, np.ndarray]:
+    """Each feature column over these batches. `customers_to_columns`' batches carry their two
+    matrices: two concatenations for the lot, not one per column."""
+    if all(_has_matrices(b[4]) for b in scored):
+        numeric = np.concatenate([b[4].numeric for b in scored])
+        categorical = np.concatenate([b[4].categorical for b in scored])
+        return {n: numeric[:, i] for i, n in enumerate(NUMERIC)} | {
+            n: categorical[:, i] for i, n in enumerate(CATEGORICAL)
+        }
+    return {n: np.concatenate([b[4][n] for b in scored]) for n in scored[0][4]}
+
+
+def _scored_table(scored: list[Scored], chunk: int = _CHUNK) -> pa.Table:
+    """Buffered batches as one Arrow table, built `chunk` batches at a time.
+
+    The writer thread shares the GIL with the event loop, and a C call holds it to the end: one
+    `np.concatenate` over 10k single-row batches held it ~15 ms, a stall of every request in
+    flight (the p99 of issue 19). Chunks keep each call well under a millisecond."""
+    return pa.concat_tables(
+        [_chunk_table(scored[i : i + chunk]) for i in range(0, len(scored), chunk)]
+    )
+
+
+def _chunk_table(scored: list[Scored]) -> pa.Table:
+    """The feature columns, the customer id, the prediction, its id, the model version, the
+    role and the time each batch was answered."""
     sizes = [len(ids) for ids, *_ in scored]
-    names = list(scored[0][4])
-    frame = pd.DataFrame({n: np.concatenate([b[4][n] for b in scored]) for n in names})
-    frame["customer_id"] = [i for ids, *_ in scored for i in ids]
-    frame[PREDICTION_COLUMN] = np.concatenate([np.ravel(p) for _, p, *_ in scored])
-    frame[VERSION_COLUMN] = np.repeat([v for _, _, v, *_ in scored], sizes)
-    frame[ID_COLUMN] = pd.array([i for b in scored for i in b[5]], dtype="string")
-    frame[ROLE_COLUMN] = np.repeat([b[6] for b in scored], sizes)
+    columns = {n: pa.array(c, from_pandas=True) for n, c in _feature_columns(scored).items()}
+    columns["customer_id"] = pa.array([i for ids, *_ in scored for i in ids], pa.string())
+    columns[PREDICTION_COLUMN] = pa.array(np.concatenate([p for _, p, *_ in scored]), pa.float64())
+    columns[VERSION_COLUMN] = pa.array(np.repeat([v for _, _, v, *_ in scored], sizes), pa.string())
+    columns[ID_COLUMN] = pa.array([i for b in scored for i in b[5]], pa.string())
+    columns[ROLE_COLUMN] = pa.array(np.repeat([b[6] for b in scored], sizes), pa.string())
     stamps = np.repeat(np.array([b[3] for b in scored], dtype="int64"), sizes)
-    frame[TIME_COLUMN] = pd.to_datetime(stamps, unit="ns", utc=True)
-    return frame
+    columns[TIME_COLUMN] = pa.array(stamps, pa.int64()).cast(_TIME_TYPE)
+    return pa.table(columns)
 
 
 def read_requests(directory: Path, since: dt.datetime | pd.Timestamp | None = None) -> pd.DataFrame:

@@ -35,6 +35,10 @@ class MicroBatcher:
         max_items: stop gathering once this many requests are queued.
         to_columns: request items -> the scorer's input, once per batch (default: the churn
             feature columns).
+        inline_rows: batches of at most this many rows are scored on the event loop itself, not
+            on `executor`: for a scorer that costs tens of microseconds (a NumPy forward pass),
+            the hop to a thread and back (a future, a wake-up of the loop, the GIL changing
+            hands twice) costs more than the call. 0: always on `executor`.
 
     `observer`, when set, is called on the scoring thread after each model call with the
     batch's items, its input columns, its output and the items' prediction ids (None where a
@@ -50,8 +54,10 @@ class MicroBatcher:
         max_wait_s: float = 0.002,
         max_items: int = 256,
         to_columns: Callable[[Sequence[Any]], Any] = customers_to_columns,
+        inline_rows: int = 0,
     ) -> None:
         self._score = score
+        self._inline_rows = inline_rows
         self._executor = executor
         self._to_columns = to_columns
         self._max_rows = max_rows
@@ -79,13 +85,13 @@ class MicroBatcher:
             loop.create_task(self._drain())
         return await future
 
-    def _take(self) -> list[Pending]:
+    def _take(self) -> tuple[list[Pending], int]:
         taken, rows = [], 0
         while self._pending and (not taken or rows + len(self._pending[0][0]) <= self._max_rows):
             item = self._pending.popleft()
             taken.append(item)
             rows += len(item[0])
-        return taken
+        return taken, rows
 
     def _run(self, batch: list[Pending]) -> np.ndarray:
         customers = batch[0][0] if len(batch) == 1 else [c for part, *_ in batch for c in part]
@@ -116,9 +122,12 @@ class MicroBatcher:
         try:
             while self._pending:
                 await self._gather()
-                batch = self._take()
+                batch, rows = self._take()
                 try:
-                    out = await loop.run_in_executor(self._executor, self._run, batch)
+                    if rows <= self._inline_rows:
+                        out = self._run(batch)
+                    else:
+                        out = await loop.run_in_executor(self._executor, self._run, batch)
                 except Exception as exc:  # every waiter gets the error, the loop keeps going
                     for _, future, _ in batch:
                         if not future.done():

@@ -31,12 +31,14 @@ import functools
 import gc
 import json
 import logging
+import math
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import bentoml
 import numpy as np
+import orjson
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -193,9 +195,10 @@ class PayCycle:
             ready=models.ready, models=statuses, pid=os.getpid(), rollout=self._rollout.status()
         )
 
-    def _risk_band(self, p: np.ndarray) -> list[str]:
+    def _risk_band(self, probs: list[float]) -> list[str]:
+        """Band per probability (plain floats: NumPy's string `where` costs ~20 µs a request)."""
         low, high = self.settings.params.serving.risk_bands
-        return np.where(p < low, "low", np.where(p < high, "medium", "high")).tolist()
+        return ["low" if p < low else "medium" if p < high else "high" for p in probs]
 
     async def answer_churn(self, body: bytes) -> Answer:
         """`POST /churn` on the hot path (`serving.hot`, in front of BentoML's middlewares): the
@@ -221,10 +224,18 @@ class PayCycle:
         if route is None:
             return _unavailable("no churn model loaded; see /readyz")
         answer = await route.score(customers)  # (the batcher logged the batch for the monitor)
-        probs = answer.probs
-        if not np.isfinite(probs).all():
-            return _not_finite(probs)
-        return _encode(
+        probs = answer.probs.tolist()
+        if not all(map(math.isfinite, probs)):
+            return _not_finite(answer.probs)
+        rows = zip(
+            customers,
+            probs,
+            self._risk_band(probs),
+            answer.versions,
+            answer.prediction_ids,
+            strict=True,
+        )
+        return 200, orjson.dumps(  # ~6x json.dumps on this shape (~1 µs a row)
             [
                 {
                     "customer_id": c.customer_id,
@@ -233,14 +244,7 @@ class PayCycle:
                     "model_version": v,
                     "prediction_id": i,
                 }
-                for c, p, b, v, i in zip(
-                    customers,
-                    probs.tolist(),
-                    self._risk_band(probs),
-                    answer.versions,
-                    answer.prediction_ids,
-                    strict=True,
-                )
+                for c, p, b, v, i in rows
             ]
         )
 

@@ -117,3 +117,62 @@ def test_bound_below_the_flush_size_is_a_config_error(tmp_path: Path) -> None:
     assert "drift.request_log_max_rows" in str(err.value)
     assert "must be >= drift.log_flush_rows (500)" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def _customers(start: int, n: int) -> list:
+    from serving.schemas import Customer
+
+    return [
+        Customer(
+            customer_id=f"c{i}",
+            subscription_duration=i,
+            failed_payments=i % 3,
+            usage_pattern=10 + i,
+            cycle=("monthly", "annual")[i % 2],
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def test_matrix_batches_chunks_and_plain_columns_write_the_same_rows(tmp_path: Path) -> None:
+    """The service's batches carry their two matrices (`FeatureColumns`) and a flush builds its
+    table a few batches at a time (`_scored_table`, so the writer never holds the GIL long):
+    the file holds exactly what per-column batches give, whatever the chunk size, and a batch
+    cut by the buffer bound keeps its matrices' rows."""
+    import numpy as np
+
+    from features.columns import FeatureColumns, customers_to_columns
+    from monitoring import requests
+
+    batches = [_customers(10 * b, b + 1) for b in range(7)]
+    matrix, plain = RequestLogger(tmp_path / "matrix"), RequestLogger(tmp_path / "plain")
+    for b, customers in enumerate(batches):
+        cols = customers_to_columns(customers)
+        assert isinstance(cols, FeatureColumns)
+        probs = np.linspace(0, 1, len(customers))
+        ids = [f"p{b}-{i}" for i in range(len(customers))]
+        matrix.log_scored(customers, probs, "4", cols, ids)
+        plain.log_scored(customers, probs, "4", dict(cols), ids)  # every column on its own
+    scored = list(matrix._batches)
+    one, two = requests._scored_table(scored, chunk=100), requests._scored_table(scored, chunk=2)
+    assert one.drop(["logged_at"]).equals(two.drop(["logged_at"]))
+    matrix.close()
+    plain.close()
+    got, want = read_requests(tmp_path / "matrix"), read_requests(tmp_path / "plain")
+    assert len(got) == sum(map(len, batches)) == 28
+    assert str(got[TIME_COLUMN].dtype) == "datetime64[ns, UTC]"
+    pd.testing.assert_frame_equal(got.drop(columns=TIME_COLUMN), want.drop(columns=TIME_COLUMN))
+    assert got["cycle"].tolist()[:3] == ["monthly", "monthly", "annual"]
+
+    bounded = RequestLogger(tmp_path / "bounded", flush_rows=4, max_buffer_rows=4)
+    bounded._writer = lambda: type("Never", (), {"submit": lambda *a: None})()  # keep it buffered
+    bounded.log_scored(batches[6], np.zeros(7), "4", customers_to_columns(batches[6]))
+    (kept,) = bounded._batches
+    assert isinstance(kept[4], FeatureColumns) and kept[4].numeric.shape[0] == 4
+    bounded.flush()
+    assert read_requests(tmp_path / "bounded")["customer_id"].tolist() == [
+        "c63",
+        "c64",
+        "c65",
+        "c66",
+    ]

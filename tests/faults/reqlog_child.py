@@ -90,11 +90,11 @@ def full(directory: Path) -> None:
     _log_rows(logger, 0, 10)
     first = logger.flush()  # today's folder exists; the disk is not full yet
     filler = directory / "filler"
-    with filler.open("wb") as out:  # fill the file system: a real ENOSPC
+    with filler.open("wb", buffering=0) as out:  # fill it: a real ENOSPC (unbuffered, so
+        # closing it has nothing left to write)
         try:
             while True:
                 out.write(b"\0" * 65_536)
-                out.flush()
         except OSError as exc:
             filled = exc.strerror
     _log_rows(logger, 10, 5_000)

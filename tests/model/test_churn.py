@@ -113,6 +113,7 @@ def _numpy_matches_savedmodel(scorer, holdout: pd.DataFrame) -> None:
     """The export's NumPy pass equals the SavedModel on holdout rows, random rows with blanks
     and unknown categories, and rows sending only the required columns; the service uses it."""
     from features import schema
+    from features.columns import customers_to_columns
     from inference.compiled import compile_scorer
     from inference.numpy_forward import agreement_rows
 
@@ -124,6 +125,11 @@ def _numpy_matches_savedmodel(scorer, holdout: pd.DataFrame) -> None:
     ]
     for cols in batches:
         np.testing.assert_allclose(scorer.forward(cols), scorer(cols), rtol=0, atol=1e-6)
+    # the service's columns carry their matrices: the forward pass gathers from them instead
+    served = customers_to_columns(holdout[list(schema.COLUMNS)].head(50).to_dict("records"))
+    fast, plain = scorer.forward(served), scorer.forward(dict(served))
+    np.testing.assert_array_equal(fast, plain)
+    np.testing.assert_allclose(fast, scorer(dict(served)), rtol=0, atol=1e-6)
     assert compile_scorer(scorer) is scorer.forward
 
 
