@@ -28,13 +28,21 @@ import datetime as dt
 import getpass
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from inference.registry import CHALLENGER, CHAMPION, alias_version, load_scorer
+from inference.registry import (
+    CHALLENGER,
+    CHAMPION,
+    alias_version,
+    is_absent,
+    load_scorer,
+    unavailable,
+)
 from paycycle.config import Settings
 from paycycle.errors import DataError, RegistryUnavailable
 from training import tracking
@@ -157,14 +165,34 @@ def _from_record(tags: Mapping[str, str], metrics: Mapping[str, float]) -> Decis
     return Decision(model=tags[MODEL_TAG], **fields)
 
 
+@contextmanager
+def _registry_read(settings: Settings, what: str) -> Iterator[None]:
+    """MLflow failing to answer (down, 5xx, timing out) inside the block raises
+    `RegistryUnavailable` prefixed with `what`; the registry saying "no such thing" does not."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except RegistryUnavailable as exc:
+        raise RegistryUnavailable(f"{what}: {exc}") from exc
+    except (MlflowException, OSError) as exc:
+        if is_absent(exc):
+            raise
+        raise RegistryUnavailable(f"{what}: {unavailable(settings, exc)}") from exc
+
+
 def history(name: str, settings: Settings) -> list[Decision]:
     """Every decision and alias move for `name`, oldest first.
 
     The old layout's registered-model tags come first (they all predate the run log), then one
     run per decision from the `paycycle-promotions` experiment.
+
+    Raises:
+        RegistryUnavailable: the registry cannot be read.
     """
-    runs = tracking.read_records(settings, HISTORY_EXPERIMENT, {MODEL_TAG: name})
-    return _legacy_history(name, settings) + [_from_record(t, m) for t, m in runs]
+    with _registry_read(settings, f"history of {name}"):
+        runs = tracking.read_records(settings, HISTORY_EXPERIMENT, {MODEL_TAG: name})
+        return _legacy_history(name, settings) + [_from_record(t, m) for t, m in runs]
 
 
 def record_decision(settings: Settings, decision: Decision) -> Decision:
@@ -280,6 +308,17 @@ def promote(
     if checks is not None and (failed := checks(scorer)):
         base.reason = "behavioural checks failed: " + "; ".join([*failed, note] if note else failed)
         return record_decision(settings, base)
+    # Another promotion (or a rollback) may have moved the alias while this one evaluated: the
+    # decision was against a champion that is no longer it. MLflow has no compare-and-set, so
+    # this narrows the race from the evaluation (seconds) to the two calls below (milliseconds).
+    with _registry_read(settings, f"promote {name}: refused"):
+        current = alias_version(settings, name, CHAMPION)
+    if current != champion:
+        base.reason = (
+            f"the champion moved from v{champion} to v{current} while v{candidate} was "
+            "evaluated; promote again to compare against the new champion"
+        )
+        return record_decision(settings, base)
     tracking.set_alias(settings, name, CHAMPION, candidate)
     base.action = PROMOTED
     base.reason += f"; {note}" if note else ""
@@ -315,13 +354,17 @@ def rollback(name: str, settings: Settings, reason: str = "manual rollback") -> 
 
     Raises:
         DataError: there is no earlier champion to go back to.
+        RegistryUnavailable: the registry cannot be read or written; nothing was moved then
+            (a failure after the alias moved says so: the history lacks that one entry).
     """
-    lineage = champion_lineage(history(name, settings))
-    current = alias_version(settings, name, CHAMPION)
+    with _registry_read(settings, f"rollback {name}: refused"):
+        lineage = champion_lineage(history(name, settings))
+        current = alias_version(settings, name, CHAMPION)
     if len(lineage) < 2:
         raise DataError(f"{name}: no previous champion to roll back to")
     target = lineage[-2]
-    tracking.set_alias(settings, name, CHAMPION, target)
+    with _registry_read(settings, f"rollback {name}: refused"):
+        tracking.set_alias(settings, name, CHAMPION, target)
     decision = Decision(
         name,
         ROLLBACK,
@@ -331,7 +374,8 @@ def rollback(name: str, settings: Settings, reason: str = "manual rollback") -> 
         who=actor(),
         when=now(),
     )
-    return record_decision(settings, decision)
+    with _registry_read(settings, f"rollback {name}: champion moved to v{target}, not recorded"):
+        return record_decision(settings, decision)
 
 
 def history_rows(events: list[Decision]) -> list[dict[str, Any]]:

@@ -156,3 +156,27 @@ def test_cli_promote_during_an_outage_is_one_line_exit_4(project, mlflow_http_de
         done, EXIT_UNAVAILABLE, "promote paycycle-churn: refused", "cannot be read"
     )
     assert server.requests and {method for method, _ in server.requests} == {"GET"}
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        (("promote", "rollback", "churn"), "rollback paycycle-churn: refused"),
+        (("promote", "history", "churn"), "history of paycycle-churn"),
+    ],
+)
+def test_cli_rollback_and_history_during_an_outage_are_one_line_exit_4(
+    tmp_path: Path, mlflow_http_defaults, command: tuple[str, ...], needle: str
+) -> None:
+    """Before: both died on MLflow's own exception (exit 1, "--debug shows the traceback")."""
+    import shutil
+
+    from tests.code.test_cli_errors import assert_one_line_error, paycycle
+    from tests.conftest import PROJECT_ROOT
+
+    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
+    with failing_server(503) as server:
+        done = paycycle(tmp_path, *command, timeout=120, MLFLOW_TRACKING_URI=server.url)
+    assert_one_line_error(done, EXIT_UNAVAILABLE, needle, "cannot be read")
+    assert server.requests  # it asked, and moved nothing: no alias was written
+    assert not any(m != "GET" and "alias" in path for m, path in server.requests)

@@ -97,3 +97,22 @@ def test_promotion_rules_rollback_and_history(root: Path) -> None:
 
     with pytest.raises(Exception, match="no previous champion"):
         registry.rollback(NAME, settings)
+
+    # 6. another promoter moves the champion while this one evaluates (two `promote` runs at
+    #    once): refused with the reason, the other promoter's champion kept. Before: both said
+    #    "promoted", the alias went to whichever wrote last, the history had two champions.
+    calls: list[str] = []
+
+    def evaluate_while_another_wins(scorer) -> dict[str, float]:
+        if not calls:  # the candidate, evaluated first: meanwhile the alias moves to `worse`
+            registry.tracking.set_alias(settings, NAME, models.CHAMPION, worse)
+        calls.append("x")
+        return {"auc": 0.9 if len(calls) == 1 else 0.6, "brier": 0.05, "ece": 0.01}
+
+    policy = registry.Policy("auc", 0.005)
+    d = registry.promote(
+        NAME, settings, evaluate_while_another_wins, policy, version=strong.version
+    )
+    assert d.action == "refused" and d.previous == weak.version, d.reason
+    assert f"moved from v{weak.version} to v{worse}" in d.reason
+    assert models.alias_version(settings, NAME, models.CHAMPION) == worse
