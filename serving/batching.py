@@ -57,7 +57,7 @@ class MicroBatcher:
         inline_rows: int = 0,
     ) -> None:
         self._score = score
-        self._inline_rows = inline_rows
+        self.inline_rows = inline_rows
         self._executor = executor
         self._to_columns = to_columns
         self._max_rows = max_rows
@@ -124,7 +124,7 @@ class MicroBatcher:
                 await self._gather()
                 batch, rows = self._take()
                 try:
-                    if rows <= self._inline_rows:
+                    if rows <= self.inline_rows:
                         out = self._run(batch)
                     else:
                         out = await loop.run_in_executor(self._executor, self._run, batch)
