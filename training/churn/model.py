@@ -18,7 +18,8 @@ Inference path: `export_churn(trained, dir)` writes a TensorFlow SavedModel with
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,9 +118,26 @@ def numeric_block(train: pd.DataFrame, spec: FeatureSpec, inputs: dict[str, Any]
     return norm(prep(stacked))
 
 
-def build_model(train: pd.DataFrame, spec: FeatureSpec, params: ChurnParams, prior: float):
-    """The Keras model, preprocessing adapted on `train` (never on validation or holdout)."""
+def seed_draws(seed: int) -> Callable[[], int]:
+    """The seeds Keras draws for initializers and dropout after `set_random_seed(seed)`
+    (`keras.src.random.seed_generator.make_default_seed`: `random.randint(1, 10**9)`), in order,
+    from a generator of our own instead of Python's global one, which any thread may draw from
+    (CI once trained two different models from one seed that way)."""
+    draws = random.Random(seed)
+    return lambda: draws.randint(1, int(1e9))
+
+
+def build_model(
+    train: pd.DataFrame, spec: FeatureSpec, params: ChurnParams, prior: float, seed: int
+):
+    """The Keras model, preprocessing adapted on `train` (never on validation or holdout).
+
+    Every random initializer and dropout gets its seed explicitly, in construction order, from
+    `seed_draws(seed)`: the weights Keras's own seeding gave, whatever other threads do.
+    """
     import keras
+
+    next_seed = seed_draws(seed)
 
     inputs = raw_inputs(spec)
     parts = [numeric_block(train, spec, inputs)] if spec.numeric else []
@@ -127,7 +145,12 @@ def build_model(train: pd.DataFrame, spec: FeatureSpec, params: ChurnParams, pri
         vocab = list(spec.vocabulary[name])
         if params.embedding_dim:
             idx = keras.layers.StringLookup(vocabulary=vocab, name=f"{name}_lookup")(inputs[name])
-            emb = keras.layers.Embedding(len(vocab) + 1, params.embedding_dim, name=f"{name}_emb")
+            emb = keras.layers.Embedding(
+                len(vocab) + 1,
+                params.embedding_dim,
+                embeddings_initializer=keras.initializers.RandomUniform(seed=next_seed()),
+                name=f"{name}_emb",
+            )
             parts.append(keras.layers.Flatten()(emb(idx)))
         else:
             lookup = keras.layers.StringLookup(
@@ -138,13 +161,23 @@ def build_model(train: pd.DataFrame, spec: FeatureSpec, params: ChurnParams, pri
     reg = keras.regularizers.L2(params.l2) if params.l2 else None
     for i, units in enumerate(params.hidden_units):
         dense = keras.layers.Dense(
-            units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}"
+            units,
+            activation="relu",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
+            kernel_regularizer=reg,
+            name=f"dense_{i}",
         )
         x = dense(x)
         if params.dropout:
-            x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}")(x)
+            x = keras.layers.Dropout(params.dropout, seed=next_seed(), name=f"dropout_{i}")(x)
     bias = keras.initializers.Constant(math.log(prior / (1 - prior)))
-    out = keras.layers.Dense(1, activation="sigmoid", bias_initializer=bias, name="churn")(x)
+    out = keras.layers.Dense(
+        1,
+        activation="sigmoid",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
+        bias_initializer=bias,
+        name="churn",
+    )(x)
     model = keras.Model(inputs=inputs, outputs=out, name="paycycle_churn")
     model.compile(
         optimizer=keras.optimizers.Adam(params.learning_rate),
@@ -214,7 +247,7 @@ def train_churn(
     pos = max(float(y_train.mean()), 1e-6)
     pos_weight = ((1 - pos) / pos) ** params.imbalance_power
     weighted_prior = pos * pos_weight / (pos * pos_weight + (1 - pos))
-    model = build_model(train, spec, params, weighted_prior)
+    model = build_model(train, spec, params, weighted_prior, seed)
     weights = np.where(y_train == 1, pos_weight, 1.0).astype(np.float32)
     data = tf.data.Dataset.from_tensor_slices((to_inputs(train, spec), y_train, weights))
     batch = min(params.batch_size, max(32, len(train) // 20))  # small tables: >= ~20 steps

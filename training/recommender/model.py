@@ -61,11 +61,15 @@ def _masked_softmax_layer():
     return MaskedSoftmax
 
 
-def build_model(train: pd.DataFrame, spec: FeatureSpec, params: RecommendParams):
-    """The Keras model; numeric preprocessing adapted on `train` only."""
+def build_model(train: pd.DataFrame, spec: FeatureSpec, params: RecommendParams, seed: int):
+    """The Keras model; numeric preprocessing adapted on `train` only; initializers and dropout
+    seeded explicitly (`training.churn.model.seed_draws`, the seeds Keras would draw)."""
     import keras
 
-    from training.churn.model import numeric_block, raw_inputs  # the churn model's preprocessing
+    # the churn model's preprocessing and seeding
+    from training.churn.model import numeric_block, raw_inputs, seed_draws
+
+    next_seed = seed_draws(seed)
 
     inputs = raw_inputs(spec)
     mask = keras.Input(shape=(len(rd.ACTIONS),), name=MASK, dtype="float32")
@@ -77,10 +81,14 @@ def build_model(train: pd.DataFrame, spec: FeatureSpec, params: RecommendParams)
         parts.append(lookup(inputs[name]))
     x = keras.layers.Concatenate(name="features")(parts)
     for i, units in enumerate(params.hidden_units):
-        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        kernel = keras.initializers.GlorotUniform(seed=next_seed())
+        x = keras.layers.Dense(
+            units, activation="relu", kernel_initializer=kernel, name=f"dense_{i}"
+        )(x)
         if params.dropout:
-            x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}")(x)
-    logits = keras.layers.Dense(len(rd.ACTIONS), name="logits")(x)
+            x = keras.layers.Dropout(params.dropout, seed=next_seed(), name=f"dropout_{i}")(x)
+    kernel = keras.initializers.GlorotUniform(seed=next_seed())
+    logits = keras.layers.Dense(len(rd.ACTIONS), kernel_initializer=kernel, name="logits")(x)
     probs = _masked_softmax_layer()(name="actions")(logits, mask)
     model = keras.Model(inputs={**inputs, MASK: mask}, outputs=probs, name="paycycle_recommender")
     model.compile(
@@ -150,7 +158,7 @@ def train_recommender(
     else:
         val = rng.random(len(frame)) < params.val_fraction
     fs = spec.features
-    model = build_model(frame.loc[~val], fs, params)
+    model = build_model(frame.loc[~val], fs, params, seed)
     data = tf.data.Dataset.from_tensor_slices(
         (model_inputs(frame.loc[~val], fs, mask[~val]), y[~val])
     )
