@@ -2,7 +2,8 @@
 
 A compiled TF call has a fixed cost (~0.3–1.5 ms here) that barely grows with rows, so paying it
 per request caps throughput. `MicroBatcher` queues the requests that arrive while the model is
-busy and scores them together in one call on a worker thread: an idle service answers a single
+busy and scores them together in one call, on a worker thread (or, for a scorer of tens of
+microseconds, on the event loop itself: `inline_rows`): an idle service answers a single
 request at once (no waiting window), a busy one batches as deep as its load. Columns are built
 once per batch with NumPy; no pandas on the request path.
 """
@@ -40,7 +41,8 @@ class MicroBatcher:
             the hop to a thread and back (a future, a wake-up of the loop, the GIL changing
             hands twice) costs more than the call. 0: always on `executor`.
 
-    `observer`, when set, is called on the scoring thread after each model call with the
+    `observer`, when set, is called where the batch was scored (the scoring thread, or the event
+    loop for an inline batch) after each model call with the
     batch's items, its input columns, its output and the items' prediction ids (None where a
     `submit` gave none): the service's request log takes the columns already built for the
     model, so logging costs a request nothing.
