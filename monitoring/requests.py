@@ -1,8 +1,9 @@
 """Request log shared by serving (writer) and monitoring (reader): Parquet files under a folder.
 
 The service's churn batcher hands each scored batch (with the feature columns it built for the
-model) to a `RequestLogger` on the scoring thread, which flushes one file per `flush_rows` rows
-(`append_requests`) from a background thread, so a request pays nothing; the monitor reads
+model) to a `RequestLogger` where it scored it (scoring thread or event loop), which flushes one
+file per `flush_rows` rows (`append_requests`) from a background thread, in Arrow chunks that
+never hold the GIL for long (`_scored_table`), so a request pays little; the monitor reads
 every file written since a time (`read_requests`). Files are named
 ``<dir>/date=YYYY-MM-DD/requests-<UTC microseconds>-<pid>-<n>.parquet`` and written to a
 temporary name then renamed, so a reader never sees half a file.
@@ -105,7 +106,7 @@ class RequestLogger:
     """In-memory buffer that flushes to `append_requests` every `flush_rows` rows (or on `flush`).
 
     Thread-safe; `log` only appends a frame to a list under a lock. The service uses
-    `log_scored` from its batcher's scoring thread: it keeps the batch's customer ids,
+    `log_scored` from its batcher (scoring thread or event loop): it keeps the batch's customer ids,
     probabilities and the feature columns the model scored, and a background thread
     concatenates them when it flushes, so a request pays nothing on its own path
     (`benchmarks/bench_serving.py` measures it).

@@ -21,7 +21,7 @@ import numpy as np
 from features.columns import customers_to_columns
 
 Pending = tuple[Sequence[Any], "asyncio.Future[np.ndarray]", Sequence[str] | None]
-# (items, input columns, output, prediction ids) after each model call, on the scoring thread
+# (items, input columns, output, prediction ids) after each model call, where it was scored
 Observer = Callable[[Sequence[Any], Any, np.ndarray, list[str | None]], None]
 
 
