@@ -25,20 +25,19 @@ class FeatureColumns(dict):
     @classmethod
     def of(cls, numeric: np.ndarray, categorical: np.ndarray) -> FeatureColumns:
         """Columns over these matrices (`NUMERIC` and `CATEGORICAL` order), as views."""
-        cols = cls({name: numeric[:, i] for i, name in enumerate(_NUMERIC)})
-        cols.update({name: categorical[:, i] for i, name in enumerate(_CATEGORICAL)})
+        cols = cls({name: numeric[:, i] for i, name in enumerate(NUMERIC)})
+        cols.update({name: categorical[:, i] for i, name in enumerate(CATEGORICAL)})
         cols.numeric, cols.categorical = numeric, categorical
         return cols
 
 
 # Feature names and defaults in schema order (pydantic has already checked types and bounds).
-_NUMERIC = [f.name for f in schema.FEATURES if f.kind == "numeric"]
-_CATEGORICAL = [f.name for f in schema.FEATURES if f.kind != "numeric"]
-_NUMERIC_DEFAULTS = np.array([float(schema.BY_NAME[n].default) for n in _NUMERIC])
-_CATEGORICAL_DEFAULTS = np.array([str(schema.BY_NAME[n].default) for n in _CATEGORICAL], object)
-NUMERIC, CATEGORICAL = tuple(_NUMERIC), tuple(_CATEGORICAL)
-_get_numeric = operator.attrgetter(*_NUMERIC)
-_get_categorical = operator.attrgetter(*_CATEGORICAL)
+NUMERIC = tuple(f.name for f in schema.FEATURES if f.kind == "numeric")
+CATEGORICAL = tuple(f.name for f in schema.FEATURES if f.kind != "numeric")
+_NUMERIC_DEFAULTS = np.array([float(schema.BY_NAME[n].default) for n in NUMERIC])
+_CATEGORICAL_DEFAULTS = np.array([str(schema.BY_NAME[n].default) for n in CATEGORICAL], object)
+_get_numeric = operator.attrgetter(*NUMERIC)
+_get_categorical = operator.attrgetter(*CATEGORICAL)
 
 
 def customers_to_columns(customers: Sequence[Any]) -> FeatureColumns:
@@ -49,13 +48,13 @@ def customers_to_columns(customers: Sequence[Any]) -> FeatureColumns:
     number arrives as None -> NaN; the request schema rejects NaN itself).
     """
     if customers and isinstance(customers[0], Mapping):
-        num_rows = [tuple(r.get(n) for n in _NUMERIC) for r in customers]
-        cat_rows = [tuple(r.get(n) for n in _CATEGORICAL) for r in customers]
+        num_rows = [tuple(r.get(n) for n in NUMERIC) for r in customers]
+        cat_rows = [tuple(r.get(n) for n in CATEGORICAL) for r in customers]
     else:
         num_rows = [_get_numeric(c) for c in customers]
         cat_rows = [_get_categorical(c) for c in customers]
-    x = np.array(num_rows, dtype=np.float64).reshape(len(customers), len(_NUMERIC))
+    x = np.array(num_rows, dtype=np.float64).reshape(len(customers), len(NUMERIC))
     x = np.where(np.isnan(x), _NUMERIC_DEFAULTS, x)
-    s = np.array(cat_rows, dtype=object).reshape(len(customers), len(_CATEGORICAL))
+    s = np.array(cat_rows, dtype=object).reshape(len(customers), len(CATEGORICAL))
     s = np.where(s == None, _CATEGORICAL_DEFAULTS, s)  # noqa: E711 - elementwise
     return FeatureColumns.of(x, s)

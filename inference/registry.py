@@ -18,7 +18,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +145,22 @@ def unavailable(settings: Settings, exc: BaseException) -> RegistryUnavailable:
         f"({exc.__class__.__name__}: {redact_uri(cause)[:300]}); retry when it is back "
         "(MLFLOW_HTTP_REQUEST_TIMEOUT / _MAX_RETRIES bound how long each call waits)"
     )
+
+
+@contextmanager
+def registry_read(settings: Settings, what: str) -> Iterator[None]:
+    """MLflow failing to answer (down, 5xx, timing out) inside the block raises
+    `RegistryUnavailable` prefixed with `what`; the registry saying "no such thing" does not."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except RegistryUnavailable as exc:
+        raise RegistryUnavailable(f"{what}: {exc}") from exc
+    except (MlflowException, OSError) as exc:
+        if is_absent(exc):
+            raise
+        raise RegistryUnavailable(f"{what}: {unavailable(settings, exc)}") from exc
 
 
 def alias_version(settings: Settings, name: str, alias: str) -> str | None:

@@ -329,7 +329,7 @@ def _tail(batch: Batch, rows: int) -> Batch:
     start = len(ids) - rows
     return (
         ids[start:],
-        np.ravel(probs)[start:],
+        probs[start:],  # raveled by `log_scored`
         version,
         stamp,
         (
@@ -400,7 +400,9 @@ def _chunk_arrays(scored: list[Scored]) -> dict[str, np.ndarray | list]:
     sizes = [len(ids) for ids, *_ in scored]
     columns: dict[str, np.ndarray | list] = dict(_feature_columns(scored))
     columns["customer_id"] = [i for ids, *_ in scored for i in ids]
-    columns[PREDICTION_COLUMN] = np.concatenate([p for _, p, *_ in scored]).astype(np.float64)
+    columns[PREDICTION_COLUMN] = np.concatenate([p for _, p, *_ in scored]).astype(
+        np.float64, copy=False
+    )
     columns[VERSION_COLUMN] = np.repeat(np.array([v for _, _, v, *_ in scored], object), sizes)
     columns[ID_COLUMN] = [i for b in scored for i in b[5]]
     columns[ROLE_COLUMN] = np.repeat(np.array([b[6] for b in scored], object), sizes)

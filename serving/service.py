@@ -196,7 +196,7 @@ class PayCycle:
         )
 
     def _risk_band(self, probs: list[float]) -> list[str]:
-        """Band per probability (plain floats: NumPy's string `where` costs ~20 µs a request)."""
+        """Band per probability, on plain floats (NumPy's string `where` was 6% of the process)."""
         low, high = self.settings.params.serving.risk_bands
         return ["low" if p < low else "medium" if p < high else "high" for p in probs]
 
@@ -235,7 +235,7 @@ class PayCycle:
             answer.prediction_ids,
             strict=True,
         )
-        return 200, orjson.dumps(  # ~6x json.dumps on this shape (~1 µs a row)
+        return 200, orjson.dumps(  # json.dumps was 1.5-2% of the process in a profile
             [
                 {
                     "customer_id": c.customer_id,

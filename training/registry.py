@@ -28,8 +28,7 @@ import datetime as dt
 import getpass
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +38,8 @@ from inference.registry import (
     CHALLENGER,
     CHAMPION,
     alias_version,
-    is_absent,
     load_scorer,
-    unavailable,
+    registry_read,
 )
 from paycycle.config import Settings
 from paycycle.errors import DataError, RegistryUnavailable
@@ -165,22 +163,6 @@ def _from_record(tags: Mapping[str, str], metrics: Mapping[str, float]) -> Decis
     return Decision(model=tags[MODEL_TAG], **fields)
 
 
-@contextmanager
-def _registry_read(settings: Settings, what: str) -> Iterator[None]:
-    """MLflow failing to answer (down, 5xx, timing out) inside the block raises
-    `RegistryUnavailable` prefixed with `what`; the registry saying "no such thing" does not."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        yield
-    except RegistryUnavailable as exc:
-        raise RegistryUnavailable(f"{what}: {exc}") from exc
-    except (MlflowException, OSError) as exc:
-        if is_absent(exc):
-            raise
-        raise RegistryUnavailable(f"{what}: {unavailable(settings, exc)}") from exc
-
-
 def history(name: str, settings: Settings) -> list[Decision]:
     """Every decision and alias move for `name`, oldest first.
 
@@ -190,7 +172,7 @@ def history(name: str, settings: Settings) -> list[Decision]:
     Raises:
         RegistryUnavailable: the registry cannot be read.
     """
-    with _registry_read(settings, f"history of {name}"):
+    with registry_read(settings, f"history of {name}"):
         runs = tracking.read_records(settings, HISTORY_EXPERIMENT, {MODEL_TAG: name})
         return _legacy_history(name, settings) + [_from_record(t, m) for t, m in runs]
 
@@ -311,7 +293,7 @@ def promote(
     # Another promotion (or a rollback) may have moved the alias while this one evaluated: the
     # decision was against a champion that is no longer it. MLflow has no compare-and-set, so
     # this narrows the race from the evaluation (seconds) to the two calls below (milliseconds).
-    with _registry_read(settings, f"promote {name}: refused"):
+    with registry_read(settings, f"promote {name}: refused"):
         current = alias_version(settings, name, CHAMPION)
     if current != champion:
         base.reason = (
@@ -357,13 +339,13 @@ def rollback(name: str, settings: Settings, reason: str = "manual rollback") -> 
         RegistryUnavailable: the registry cannot be read or written; nothing was moved then
             (a failure after the alias moved says so: the history lacks that one entry).
     """
-    with _registry_read(settings, f"rollback {name}: refused"):
+    with registry_read(settings, f"rollback {name}: refused"):
         lineage = champion_lineage(history(name, settings))
         current = alias_version(settings, name, CHAMPION)
     if len(lineage) < 2:
         raise DataError(f"{name}: no previous champion to roll back to")
     target = lineage[-2]
-    with _registry_read(settings, f"rollback {name}: refused"):
+    with registry_read(settings, f"rollback {name}: refused"):
         tracking.set_alias(settings, name, CHAMPION, target)
     decision = Decision(
         name,
@@ -374,7 +356,7 @@ def rollback(name: str, settings: Settings, reason: str = "manual rollback") -> 
         who=actor(),
         when=now(),
     )
-    with _registry_read(settings, f"rollback {name}: champion moved to v{target}, not recorded"):
+    with registry_read(settings, f"rollback {name}: champion moved to v{target}, not recorded"):
         return record_decision(settings, decision)
 
 
