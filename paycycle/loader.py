@@ -7,8 +7,8 @@ upserts them by primary key, all in one transaction:
 
 * PostgreSQL: each batch is written as CSV by Arrow and `COPY`-ed (psycopg 3) straight into a
   table that was empty, or else into a temporary (session-private) staging table merged per
-  part with `INSERT ... SELECT ... ON CONFLICT (pk) DO UPDATE` (rows that did not change are
-  not rewritten);
+  part by an `UPDATE ... FROM` of the rows that changed and an `INSERT ... ON CONFLICT (pk) DO
+  NOTHING` of the new ones (rows that did not change are neither rewritten nor locked);
 * SQLite: `executemany` of `INSERT ... ON CONFLICT (pk) DO UPDATE` per batch.
 
 **Loading a live store.** Only a first load into an empty store (every raw table empty, so
@@ -16,11 +16,13 @@ nothing can be served from it yet) takes the fast path: foreign keys of big tabl
 indexes of empty big tables are dropped and re-added before the commit, which checks them in
 one join instead of one trigger call per row, at the price of ACCESS EXCLUSIVE locks on those
 tables (and the tables they reference) until the commit. Once any raw table holds rows, the
-store is live (the API's `/cancel-intent` reads customers, subscriptions and plans and inserts
-into `cancel_intents`, whose foreign key locks the customer row FOR KEY SHARE): the load then
-runs no DDL at all. It only takes ROW EXCLUSIVE table locks and FOR NO KEY UPDATE row locks (the
-merge never changes a primary key), and neither conflicts with plain reads or with FOR KEY SHARE,
-so readers and writers keep working while it runs; foreign keys are checked per row instead.
+store is live (the API's `/cancel-intent` locks its customer's row FOR NO KEY UPDATE, reads
+subscriptions and plans and inserts into `cancel_intents`): the load then runs no DDL at all. It
+only takes ROW EXCLUSIVE table locks, and FOR NO KEY UPDATE row locks on the rows it changes (the
+merge never changes a primary key; rows it leaves as they were are not locked), so readers and
+writers keep working while it runs; foreign keys are checked per row instead. A request that
+locks a row the load changes waits for the load's commit: one transaction is the price of a load
+that lands whole or not at all.
 Every lock the load asks for waits at most `lock_timeout_ms` (`SET LOCAL lock_timeout`), so a
 load facing a session that holds a conflicting lock (a migration, a manual `LOCK TABLE`) ends with
 one line (`UnavailableError`) instead of queueing, which would stall every reader behind it.
@@ -230,21 +232,33 @@ def _load_sqlite(conn: Connection, scan: TableScan, table: Table, progress: Prog
         progress(scan.name, done, scan.rows)
 
 
-def _merge_sql(q: Callable[[str], str], table: Table, temp: str) -> str:
-    """INSERT ... SELECT from the staging table, upserting by primary key; unchanged rows are
-    not rewritten."""
+def _merge_sql(q: Callable[[str], str], table: Table, temp: str) -> list[str]:
+    """Statements merging the staging table into the target by primary key: an UPDATE of the
+    rows that changed, then an INSERT of the new ones.
+
+    Not one `INSERT ... ON CONFLICT DO UPDATE ... WHERE changed`: that locks every conflicting
+    row (FOR NO KEY UPDATE) until the commit, changed or not, so a request locking a customer
+    (`/cancel-intent`) waited for the rest of a load that did not change that customer.
+    """
     target = q(table.name)
     cols = [q(c.name) for c in table.columns]
     pk = [q(c.name) for c in table.primary_key.columns]
     rest = [c for c in cols if c not in pk]
-    sql = f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {temp} "
+    insert = (
+        f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {temp} "
+        f"ON CONFLICT ({', '.join(pk)}) DO NOTHING"
+    )
     if not rest:
-        return sql + f"ON CONFLICT ({', '.join(pk)}) DO NOTHING"
+        return [insert]
     old = ", ".join(f"{target}.{c}" for c in rest)
-    new = ", ".join(f"EXCLUDED.{c}" for c in rest)
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in rest)
-    keys = ", ".join(pk)
-    return sql + f"ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})"
+    new = ", ".join(f"s.{c}" for c in rest)
+    sets = ", ".join(f"{c} = s.{c}" for c in rest)
+    match = " AND ".join(f"{target}.{c} = s.{c}" for c in pk)
+    update = (
+        f"UPDATE {target} SET {sets} FROM {temp} AS s "
+        f"WHERE {match} AND ({old}) IS DISTINCT FROM ({new})"
+    )
+    return [update, insert]
 
 
 def _load_postgres(
@@ -275,7 +289,8 @@ def _load_postgres(
 
     def flush(path: Path) -> None:
         try:
-            conn.exec_driver_sql(merge)
+            for statement in merge:
+                conn.exec_driver_sql(statement)
             conn.exec_driver_sql(f"TRUNCATE {dest}")
         except DBAPIError as exc:
             raise _rejected(path, exc) from None

@@ -36,13 +36,20 @@ from tests.data.test_load_errors import TINY, snapshot
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 BIG = SimSpec(customers=20_000, months=6, seed=3, chunk_customers=5_000)
-MAX_WAIT_S = (
-    5.0  # generous (a loaded CI machine): a blocked request used to wait for the whole load (14 s)
-)
+# A request blocked by the load used to wait for all of it (14 s here). Whether a request waits
+# on a lock is read from PostgreSQL itself (LOCK_WAITS, polled every 20 ms); its time is bounded
+# only loosely, as a share of the load's: on a loaded CI machine one request stalled 5.8 s once,
+# waiting on the disk (WAL flush behind the load's writes), not on a lock.
+MAX_SHARE_OF_LOAD = 0.5
 EXCLUSIVE_ON_RAW = (
     "SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
     "WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND l.granted AND l.mode = 'AccessExclusiveLock' AND c.relname = ANY(:tables)"
+)
+LOAD_APP = "paycycle-test-load"
+LOCK_WAITS = (  # statements of the service waiting for a lock (relation, row, transaction id)
+    "SELECT a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    f"WHERE NOT l.granted AND a.datname = current_database() AND a.application_name <> '{LOAD_APP}'"
 )
 
 
@@ -72,7 +79,7 @@ def test_cancel_intent_keeps_answering_during_a_live_load(
 ) -> None:
     first, full = big_sim
     upgrade(pg_url)
-    engine = make_engine(pg_url)
+    engine = make_engine(pg_url, connect_args={"application_name": LOAD_APP})
     load_raw(engine, first)  # customers 1..5000 are live
     settings = config.load(
         params_path=config.PROJECT_ROOT / "params.yaml", root=tmp_path, database_url=pg_url
@@ -87,6 +94,7 @@ def test_cancel_intent_keeps_answering_during_a_live_load(
     inside_only: list[float] = []  # ... and also ended before the load did
     statuses: list[int] = []
     exclusive: set[str] = set()
+    waits: set[str] = set()
     polls: list[int] = []
 
     def serve() -> None:
@@ -108,6 +116,7 @@ def test_cancel_intent_keeps_answering_during_a_live_load(
         while not done.is_set():
             found = conn.execute(text(EXCLUSIVE_ON_RAW), {"tables": list(RAW_LOAD_ORDER)})
             exclusive.update(found.scalars())
+            waits.update(conn.execute(text(LOCK_WAITS)).scalars())
             conn.rollback()
             polls.append(1)
             time.sleep(0.02)
@@ -124,7 +133,9 @@ def test_cancel_intent_keeps_answering_during_a_live_load(
             while len(statuses) < 3 and threads[0].is_alive():  # the service is answering
                 time.sleep(0.01)
             loading.set()
+            load_started = time.perf_counter()
             counts = load_raw(engine, full)
+            load_seconds = time.perf_counter() - load_started
         finally:
             done.set()
             for thread in threads:
@@ -134,8 +145,9 @@ def test_cancel_intent_keeps_answering_during_a_live_load(
     assert counts == parquet_counts(full)  # 20k customers, nothing lost or doubled
     assert set(statuses) == {200}, sorted(set(statuses))
     assert len(inside_only) >= 20, len(inside_only)  # requests really ran while the load did
-    assert max(during) < MAX_WAIT_S, max(during)
     assert len(polls) >= 20 and exclusive == set(), exclusive  # no DDL lock on a live store
+    assert waits == set(), waits  # no request ever waited for a lock
+    assert max(during) < MAX_SHARE_OF_LOAD * load_seconds, (max(during), load_seconds)
     with engine.connect() as conn:  # every answered intent is stored, once
         assert conn.execute(text("SELECT count(*) FROM cancel_intents")).scalar() == len(statuses)
         fks = conn.execute(
