@@ -88,10 +88,19 @@ def test_two_workers_one_killed_mid_trial_still_complete_the_study(root: Path, p
             running = _study(pg_url).get_trials(states=(TrialState.RUNNING,))
         except Exception:  # study not created yet
             continue
-        pids = [t.user_attrs.get("pid") for t in running if t.user_attrs.get("pid")]
-        if pids:
-            victim = pids[0]
-            os.kill(victim, signal.SIGKILL)  # a worker process this test started (via the tuner)
+        trial = next((t for t in running if t.user_attrs.get("pid")), None)
+        if trial is None:
+            continue
+        pid = trial.user_attrs["pid"]
+        try:
+            os.kill(pid, signal.SIGSTOP)  # frozen: its trial cannot end between check and kill
+        except ProcessLookupError:  # that worker is gone already
+            continue
+        if _study(pg_url).trials[trial.number].state == TrialState.RUNNING:
+            victim = pid
+            os.kill(pid, signal.SIGKILL)  # a worker process this test started (via the tuner)
+        else:
+            os.kill(pid, signal.SIGCONT)  # it finished that trial meanwhile: pick again
     assert victim is not None, "no running trial seen"
     out, err = tuner.communicate(timeout=300)
     assert tuner.returncode == 0, err[-2000:]

@@ -320,7 +320,8 @@ def tune(
         if workers <= 1:
             run_worker(settings, study_name, url, trials, parent, pruning=pruning)
         else:
-            _supervise(settings, study, study_name, url, trials, parent, workers, max_restarts)
+            if _supervise(settings, study, study_name, url, trials, parent, workers, max_restarts):
+                _fail_orphans(study, tuning)
         import optuna
 
         optuna.storages.fail_stale_trials(study)
@@ -350,11 +351,15 @@ def tune(
     return result
 
 
-def _supervise(settings, study, name, url, trials, parent, workers, max_restarts) -> None:
-    """Keep `workers` processes on the study until the budget is met; replace dead ones."""
+def _supervise(settings, study, name, url, trials, parent, workers, max_restarts) -> int:
+    """Keep `workers` processes on the study until the budget is met; replace dead ones.
+
+    Returns how many workers exited with an error (their trials may still read RUNNING).
+    """
     cmd, env = _worker_command(settings, name, url, trials, parent)
     procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
     restarts = workers if max_restarts is None else max_restarts
+    died = 0
     while procs:
         time.sleep(0.5)
         for p in list(procs):
@@ -362,7 +367,23 @@ def _supervise(settings, study, name, url, trials, parent, workers, max_restarts
             if code is None:
                 continue
             procs.remove(p)
+            died += code != 0
             done = counts(study)
             if code != 0 and done["complete"] + done["pruned"] < trials and restarts > 0:
                 restarts -= 1
                 procs.append(subprocess.Popen(cmd, env=env))
+    return died
+
+
+def _fail_orphans(study, tuning: TuningParams) -> None:
+    """Mark the trials of dead workers FAIL once their heartbeat is stale (≤ grace + interval).
+
+    The surviving workers may meet the budget before a dead worker's trial goes stale; without
+    this wait it would stay RUNNING in the study for ever.
+    """
+    import optuna
+
+    deadline = time.monotonic() + tuning.grace_period + tuning.heartbeat_interval
+    while counts(study)["running"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        optuna.storages.fail_stale_trials(study)
