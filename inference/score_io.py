@@ -111,8 +111,8 @@ def write_partition(scores: pd.DataFrame, out_dir: Path, as_of: dt.date, part: s
 def upsert_scores(engine: Any, scores: pd.DataFrame, source: Path) -> int:
     """Insert or replace `scores` rows by (customer_id, as_of), in one transaction.
 
-    PostgreSQL: COPY into a temp table, then the loader's `INSERT ... ON CONFLICT DO UPDATE`
-    merge (`paycycle.loader._merge_sql`); SQLite: `executemany` of the same upsert.
+    PostgreSQL: COPY into a temp table, then the loader's merge (`paycycle.loader.merge_sql`:
+    UPDATE the rows that changed, INSERT the new ones); SQLite: `executemany` of an upsert.
 
     Args:
         engine: the store (`paycycle.store.make_engine`), migrated to head.
@@ -131,7 +131,7 @@ def upsert_scores(engine: Any, scores: pd.DataFrame, source: Path) -> int:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
     from sqlalchemy.exc import DBAPIError
 
-    from paycycle.loader import _merge_sql, _rejected
+    from paycycle.loader import _rejected, merge_sql
     from paycycle.store import Score
 
     if scores.empty:
@@ -154,7 +154,8 @@ def upsert_scores(engine: Any, scores: pd.DataFrame, source: Path) -> int:
                 raw = conn.connection.driver_connection
                 with raw.cursor() as cur, cur.copy(copy_sql) as copy:
                     copy.write(memoryview(sink.getvalue()))
-                conn.exec_driver_sql(_merge_sql(q, table, temp))
+                for statement in merge_sql(q, table, temp):
+                    conn.exec_driver_sql(statement)
             else:
                 # driver-level executemany as in the loader: JSON text and ISO dates go in as
                 # they are (through the JSON type, None would become the JSON text 'null')

@@ -232,7 +232,7 @@ def _load_sqlite(conn: Connection, scan: TableScan, table: Table, progress: Prog
         progress(scan.name, done, scan.rows)
 
 
-def _merge_sql(q: Callable[[str], str], table: Table, temp: str) -> list[str]:
+def merge_sql(q: Callable[[str], str], table: Table, temp: str) -> list[str]:
     """Statements merging the staging table into the target by primary key: an UPDATE of the
     rows that changed, then an INSERT of the new ones.
 
@@ -280,7 +280,7 @@ def _load_postgres(
         conn.exec_driver_sql(
             f"CREATE TEMP TABLE {dest} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
         )
-    merge = _merge_sql(q, table, dest)
+    merge = merge_sql(q, table, dest)
     copy_sql = f"COPY {dest} ({cols}) FROM STDIN (FORMAT csv)"
     raw = conn.connection.driver_connection
     dbapi_error = conn.dialect.loaded_dbapi.Error

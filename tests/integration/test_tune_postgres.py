@@ -55,10 +55,21 @@ def _env(root: Path, pg_url: str) -> dict[str, str]:
     }
 
 
-def _study(pg_url: str):
+@pytest.fixture()
+def storage(pg_url: str):
+    """One Optuna storage (one connection pool) for the test's polling: a URL per call would
+    open a pool per call and run the server out of connections."""
     import optuna
 
-    return optuna.load_study(study_name=TUNING["study"], storage=pg_url)
+    rdb = optuna.storages.RDBStorage(pg_url)
+    yield rdb
+    rdb.engine.dispose()
+
+
+def _study(storage):
+    import optuna
+
+    return optuna.load_study(study_name=TUNING["study"], storage=storage)
 
 
 def _finished(study) -> int:
@@ -69,7 +80,9 @@ def _finished(study) -> int:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_two_workers_one_killed_mid_trial_still_complete_the_study(root: Path, pg_url: str) -> None:
+def test_two_workers_one_killed_mid_trial_still_complete_the_study(
+    root: Path, pg_url: str, storage
+) -> None:
     """`paycycle tune --workers 2`: SIGKILL one worker mid-trial; the budget is still met."""
     from optuna.trial import TrialState
 
@@ -85,7 +98,7 @@ def test_two_workers_one_killed_mid_trial_still_complete_the_study(root: Path, p
     while victim is None and time.monotonic() < deadline and tuner.poll() is None:
         time.sleep(0.3)
         try:
-            running = _study(pg_url).get_trials(states=(TrialState.RUNNING,))
+            running = _study(storage).get_trials(states=(TrialState.RUNNING,))
         except Exception:  # study not created yet
             continue
         trial = next((t for t in running if t.user_attrs.get("pid")), None)
@@ -96,7 +109,7 @@ def test_two_workers_one_killed_mid_trial_still_complete_the_study(root: Path, p
             os.kill(pid, signal.SIGSTOP)  # frozen: its trial cannot end between check and kill
         except ProcessLookupError:  # that worker is gone already
             continue
-        if _study(pg_url).trials[trial.number].state == TrialState.RUNNING:
+        if _study(storage).trials[trial.number].state == TrialState.RUNNING:
             victim = pid
             os.kill(pid, signal.SIGKILL)  # a worker process this test started (via the tuner)
         else:
@@ -104,7 +117,7 @@ def test_two_workers_one_killed_mid_trial_still_complete_the_study(root: Path, p
     assert victim is not None, "no running trial seen"
     out, err = tuner.communicate(timeout=300)
     assert tuner.returncode == 0, err[-2000:]
-    study = _study(pg_url)
+    study = _study(storage)
     assert _finished(study) >= 6
     killed = [t for t in study.trials if t.user_attrs.get("pid") == victim]
     assert any(t.state == TrialState.FAIL for t in killed)  # its heartbeat stopped
