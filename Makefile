@@ -13,11 +13,12 @@ install: ## create .venv from uv.lock (bootstraps uv if missing)
 demo: install ## run the whole pipeline end to end on embedded defaults
 	.venv/bin/python -m flows.demo
 
-test: install browser ## run the whole test suite
-	.venv/bin/python -m pytest
+TEST_WORKERS ?= 2
+test: install browser ## run the whole test suite (TEST_WORKERS=0: in one process)
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
-	.venv/bin/python -m pytest -m "not slow"
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 bench: install wrk ## run every benchmark, write benchmarks/results/*.json, refresh the README table
 	.venv/bin/python -m benchmarks.run_all
