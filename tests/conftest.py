@@ -33,8 +33,9 @@ def env_without_prefect(**extra: str) -> dict[str, str]:
 
 
 # `make test` spreads test files over pytest-xdist workers (`--dist loadfile`), handing them out
-# in collection order: the folders of long files go first so that no worker is left with a long
-# file at the end while the other idles. Within a folder, files keep their alphabetical order.
+# in collection order (`--no-loadscope-reorder`; xdist's default puts files with many tests
+# first, so the long one-test files, the demo's among them, ran last while the other worker
+# idled): the folders of long files go first. Within a folder, files keep their order.
 FOLDER_ORDER = ("integration", "service", "faults", "security", "data", "model", "code")
 
 
