@@ -131,7 +131,7 @@ def upsert_scores(engine: Any, scores: pd.DataFrame, source: Path) -> int:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
     from sqlalchemy.exc import DBAPIError
 
-    from paycycle.loader import _rejected, merge_sql
+    from paycycle.loader import _rejected, merge_sql, staging_sql
     from paycycle.store import Score
 
     if scores.empty:
@@ -143,10 +143,7 @@ def upsert_scores(engine: Any, scores: pd.DataFrame, source: Path) -> int:
             if conn.dialect.name == "postgresql":
                 q = conn.dialect.identifier_preparer.quote
                 temp = q("_load_scores")
-                conn.exec_driver_sql(
-                    f"CREATE TEMP TABLE {temp} (LIKE {q(table.name)} INCLUDING DEFAULTS) "
-                    "ON COMMIT DROP"
-                )
+                conn.exec_driver_sql(staging_sql(q, table, temp))
                 data = pa.Table.from_pandas(scores[cols], preserve_index=False)
                 sink = pa.BufferOutputStream()
                 pa_csv.write_csv(data, sink, pa_csv.WriteOptions(include_header=False))

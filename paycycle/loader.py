@@ -232,6 +232,20 @@ def _load_sqlite(conn: Connection, scan: TableScan, table: Table, progress: Prog
         progress(scan.name, done, scan.rows)
 
 
+def staging_sql(q: Callable[[str], str], table: Table, temp: str) -> str:
+    """A session-private staging table shaped like `table`, dropped at the commit.
+
+    It keeps the primary key, so a part repeating a key fails at its COPY (a DataError naming
+    the part), as one `INSERT ... ON CONFLICT DO UPDATE` of both rows did before `merge_sql`
+    split the merge in two (an INSERT ... DO NOTHING would keep one of them silently).
+    """
+    pk = ", ".join(q(c.name) for c in table.primary_key.columns)
+    return (
+        f"CREATE TEMP TABLE {temp} (LIKE {q(table.name)} INCLUDING DEFAULTS, PRIMARY KEY ({pk})) "
+        "ON COMMIT DROP"
+    )
+
+
 def merge_sql(q: Callable[[str], str], table: Table, temp: str) -> list[str]:
     """Statements merging the staging table into the target by primary key: an UPDATE of the
     rows that changed, then an INSERT of the new ones.
@@ -277,9 +291,7 @@ def _load_postgres(
     drop = bulk and empty and scan.rows >= FK_BULK_ROWS
     indexes = _drop_indexes(conn, table.name) if drop else []
     if not empty:
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE {dest} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
+        conn.exec_driver_sql(staging_sql(q, table, dest))
     merge = merge_sql(q, table, dest)
     copy_sql = f"COPY {dest} ({cols}) FROM STDIN (FORMAT csv)"
     raw = conn.connection.driver_connection

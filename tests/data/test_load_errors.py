@@ -152,3 +152,26 @@ def test_cli_load_good_data(store: tuple[str, Engine], tmp_path: Path) -> None:
     assert snapshot(engine) == before
     current = _cli(tmp_path / "good", url, "db", "current")
     assert current.returncode == 0 and "up to date" in current.stdout
+
+
+@pytest.mark.postgres
+def test_repeated_key_in_a_live_postgres_load_is_rejected(pg_url: str, tmp_path: Path) -> None:
+    """A part repeating a customer (the second row changed) into a live store: one DataError
+    naming the part, nothing written; neither row may win silently."""
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    good = tmp_path / "good"
+    simulate(TINY, good / "raw", good / "truth")
+    load_raw(engine, good / "raw")  # the store is live: the merge path, not the first COPY
+    before = snapshot(engine)
+    part = sorted((good / "raw" / "customers").glob("part-*.parquet"))[0]
+    table = pq.read_table(part)
+    twin = table.slice(0, 1)
+    i = twin.schema.get_field_index("segment")
+    twin = twin.set_column(i, "segment", pa.array(["changed"], twin.schema.field(i).type))
+    pq.write_table(pa.concat_tables([table, twin]), part)
+    with pytest.raises(DataError) as err:
+        load_raw(engine, good / "raw")
+    assert str(part) in str(err.value) and "duplicate key" in str(err.value)
+    assert snapshot(engine) == before
+    engine.dispose()
