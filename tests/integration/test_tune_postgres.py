@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -72,6 +73,13 @@ def _study(storage):
     return optuna.load_study(study_name=TUNING["study"], storage=storage)
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL `proc`'s process group (it and the workers it started), if any is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 def _finished(study) -> int:
     from optuna.trial import TrialState
 
@@ -81,7 +89,7 @@ def _finished(study) -> int:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_workers_one_killed_mid_trial_still_complete_the_study(
-    root: Path, pg_url: str, storage
+    root: Path, pg_url: str, storage, request: pytest.FixtureRequest
 ) -> None:
     """`paycycle tune --workers 2`: SIGKILL one worker mid-trial; the budget is still met."""
     from optuna.trial import TrialState
@@ -92,7 +100,9 @@ def test_two_workers_one_killed_mid_trial_still_complete_the_study(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its workers share its group: one killpg ends all if we fail
     )
+    request.addfinalizer(lambda: _kill_group(tuner))
     victim = None
     deadline = time.monotonic() + 180
     while victim is None and time.monotonic() < deadline and tuner.poll() is None:
@@ -109,11 +119,14 @@ def test_two_workers_one_killed_mid_trial_still_complete_the_study(
             os.kill(pid, signal.SIGSTOP)  # frozen: its trial cannot end between check and kill
         except ProcessLookupError:  # that worker is gone already
             continue
-        if _study(storage).trials[trial.number].state == TrialState.RUNNING:
+        still_running = False
+        try:
+            still_running = _study(storage).trials[trial.number].state == TrialState.RUNNING
+        finally:  # kill it (a worker this test started, via the tuner), or let it go on; never
+            # leave it frozen, whatever the check raised
+            os.kill(pid, signal.SIGKILL if still_running else signal.SIGCONT)
+        if still_running:
             victim = pid
-            os.kill(pid, signal.SIGKILL)  # a worker process this test started (via the tuner)
-        else:
-            os.kill(pid, signal.SIGCONT)  # it finished that trial meanwhile: pick again
     assert victim is not None, "no running trial seen"
     out, err = tuner.communicate(timeout=300)
     assert tuner.returncode == 0, err[-2000:]
