@@ -32,21 +32,6 @@ def env_without_prefect(**extra: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | extra
 
 
-# `make test` spreads test files over pytest-xdist workers (`--dist loadfile`), handing them out
-# in collection order (`--no-loadscope-reorder`; xdist's default puts files with many tests
-# first, so the long one-test files, the demo's among them, ran last while the other worker
-# idled): the folders of long files go first. Within a folder, files keep their order.
-FOLDER_ORDER = ("integration", "service", "faults", "security", "data", "model", "code")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        folder = item.path.parent.name
-        return FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER)
-
-    items.sort(key=rank)  # stable: the order inside a folder is kept
-
-
 PG_ADMIN_URL = os.environ.get(
     "PAYCYCLE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
